@@ -1,0 +1,283 @@
+// Shared helpers: CLI options, statistics, machine/package metadata, pinned
+// child processes, and the request workload.
+import { spawn, spawnSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { USER_IDS } from './server.mjs'
+
+export const BENCH_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+export const ROOT_DIR = path.resolve(BENCH_DIR, '..')
+const require = createRequire(path.join(ROOT_DIR, 'package.json'))
+
+// ---------------------------------------------------------------- options
+
+export const DEFAULTS = {
+  connections: 50,
+  duration: 5,
+  warmup: 2,
+  rounds: 3,
+  mix: false,
+  quick: false,
+  variants: null,
+  only: null, // 'throughput' | 'scrape' | 'memory' (comma list)
+  out: path.join(BENCH_DIR, 'results'),
+  scrapeRoutes: 500,
+  scrapeIterations: 30,
+  memoryRequests: 100_000,
+  cpuProf: null
+}
+
+export const QUICK = {
+  connections: 8,
+  duration: 1,
+  warmup: 0.5,
+  rounds: 1,
+  scrapeRoutes: 50,
+  scrapeIterations: 5,
+  memoryRequests: 5_000
+}
+
+const NUMERIC = new Set(['connections', 'duration', 'warmup', 'rounds', 'scrapeRoutes', 'scrapeIterations', 'memoryRequests'])
+
+const camel = (s) => s.replace(/-([a-z])/g, (_, c) => c.toUpperCase())
+
+export function parseArgs (argv = process.argv.slice(2)) {
+  const given = {}
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]
+    if (!a.startsWith('--')) throw new Error(`unexpected argument: ${a}`)
+    let [k, v] = a.slice(2).split(/=(.*)/s)
+    k = camel(k)
+    if (k === 'help') { given.help = true; continue }
+    if (k === 'quick' || k === 'mix') { given[k] = v === undefined ? true : v !== 'false'; continue }
+    if (v === undefined) v = argv[++i]
+    if (v === undefined) throw new Error(`--${k} needs a value`)
+    if (!(k in DEFAULTS)) throw new Error(`unknown option --${k}`)
+    if (NUMERIC.has(k)) {
+      const n = Number(v)
+      if (!Number.isFinite(n) || n <= 0) throw new Error(`--${k} must be a positive number`)
+      given[k] = n
+    } else if (k === 'variants' || k === 'only') {
+      given[k] = v.split(',').map((s) => s.trim()).filter(Boolean)
+    } else {
+      given[k] = v
+    }
+  }
+  const opts = { ...DEFAULTS, ...(given.quick ? QUICK : {}), ...given }
+  opts.out = path.resolve(opts.out)
+  opts.connections = Math.round(opts.connections)
+  opts.rounds = Math.round(opts.rounds)
+  // Bounds: this suite never runs unbounded load.
+  if (opts.duration > 120) throw new Error('--duration is capped at 120 s')
+  if (opts.rounds > 20) throw new Error('--rounds is capped at 20')
+  if (opts.connections > 1000) throw new Error('--connections is capped at 1000')
+  if (opts.memoryRequests > 1_000_000) throw new Error('--memory-requests is capped at 1,000,000')
+  return opts
+}
+
+export const USAGE = `Usage: npm run bench -- [options]
+  --connections N       autocannon connections (default 50)
+  --duration S          measured seconds per variant per round (default 5)
+  --warmup S            warm-up seconds before each measurement (default 2)
+  --rounds N            rounds; variants alternate within each round (default 3)
+  --mix                 mixed workload: parametric + static route + 5% unmatched
+  --variants a,b        only these throughput variants (bare is always added)
+  --only x,y            only these parts: throughput, scrape, memory
+  --scrape-routes N     routes for the scrape bench (default 500 -> 5,000 series)
+  --scrape-iterations N scrapes per format (default 30)
+  --memory-requests N   requests for the memory bench (default 100000)
+  --out DIR             results directory (default benchmarks/results)
+  --cpu-prof DIR        run the servers with --cpu-prof, profiles written to DIR
+  --quick               smoke test: 1 round, 1 s, 8 connections, small scrape/memory
+`
+
+// ---------------------------------------------------------------- stats
+
+export function median (xs) {
+  const a = xs.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((x, y) => x - y)
+  if (a.length === 0) return null
+  const m = a.length >> 1
+  return a.length % 2 ? a[m] : (a[m - 1] + a[m]) / 2
+}
+
+export function percentile (xs, p) {
+  const a = xs.filter((x) => Number.isFinite(x)).sort((x, y) => x - y)
+  if (a.length === 0) return null
+  const idx = Math.min(a.length - 1, Math.max(0, Math.ceil((p / 100) * a.length) - 1))
+  return a[idx]
+}
+
+export const round = (x, d = 3) => (x == null || !Number.isFinite(x) ? null : Math.round(x * 10 ** d) / 10 ** d)
+
+// ---------------------------------------------------------------- metadata
+
+export function pkgVersion (name) {
+  try {
+    return JSON.parse(readFileSync(require.resolve(`${name}/package.json`), 'utf8')).version
+  } catch {
+    // Packages whose exports map hides package.json: walk up from the entry point.
+    try {
+      let dir = path.dirname(require.resolve(name))
+      for (let i = 0; i < 6; i++) {
+        try {
+          const pj = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8'))
+          if (pj.name === name) return pj.version
+        } catch {}
+        dir = path.dirname(dir)
+      }
+    } catch {}
+    return null
+  }
+}
+
+export function packageVersions () {
+  const names = [
+    'fastify', 'prom-client', 'fastify-metrics', '@fastify/otel', 'autocannon',
+    '@opentelemetry/api', '@opentelemetry/sdk-node', '@opentelemetry/sdk-trace-base',
+    '@opentelemetry/sdk-trace-node', '@opentelemetry/instrumentation-http'
+  ]
+  const out = {}
+  for (const n of names) out[n] = pkgVersion(n)
+  try {
+    out['fastify-observability'] = JSON.parse(readFileSync(path.join(ROOT_DIR, 'package.json'), 'utf8')).version
+  } catch { out['fastify-observability'] = null }
+  return out
+}
+
+export function gitCommit () {
+  const r = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT_DIR, encoding: 'utf8' })
+  if (r.status !== 0) return null
+  const dirty = spawnSync('git', ['status', '--porcelain', '--', 'lib'], { cwd: ROOT_DIR, encoding: 'utf8' })
+  return r.stdout.trim() + (dirty.stdout && dirty.stdout.trim() ? '+dirty(lib)' : '')
+}
+
+export function machineInfo () {
+  const cpus = os.cpus()
+  return {
+    cpuModel: cpus[0]?.model?.trim() ?? 'unknown',
+    cores: cpus.length,
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+    node: process.version,
+    v8: process.versions.v8,
+    loadavg: os.loadavg().map((x) => round(x, 2))
+  }
+}
+
+// ---------------------------------------------------------------- pinning
+
+let pinningCache
+/**
+ * Decide how to pin: `taskset -c 1` for servers, `taskset -c 0` for the load
+ * generator, when taskset exists and the machine has at least 2 cores.
+ */
+export function pinning () {
+  if (pinningCache) return pinningCache
+  const cores = os.cpus().length
+  let reason = null
+  if (cores < 2) reason = `only ${cores} core(s)`
+  else {
+    const r = spawnSync('taskset', ['-c', '1', process.execPath, '-e', '0'], { stdio: 'ignore' })
+    if (r.error) reason = `taskset not available (${r.error.code})`
+    else if (r.status !== 0) reason = `taskset -c 1 failed (exit ${r.status})`
+  }
+  pinningCache = reason
+    ? { enabled: false, reason, server: 'none', load: 'none' }
+    : { enabled: true, reason: null, server: 'taskset -c 1', load: 'taskset -c 0' }
+  return pinningCache
+}
+
+const children = new Set()
+let cleanupInstalled = false
+function installCleanup () {
+  if (cleanupInstalled) return
+  cleanupInstalled = true
+  const killAll = () => { for (const c of children) { try { c.kill('SIGKILL') } catch {} } }
+  process.on('exit', killAll)
+  for (const sig of ['SIGINT', 'SIGTERM']) {
+    process.on(sig, () => { killAll(); process.exit(130) })
+  }
+}
+
+/**
+ * Spawn `node script` with an IPC channel, pinned to `core` when pinning is on.
+ */
+export function spawnNode (script, { core, nodeArgs = [], args = [], env = {} } = {}) {
+  installCleanup()
+  const pin = pinning()
+  const nodeCmd = [process.execPath, ...nodeArgs, script, ...args]
+  const [cmd, ...argv] = pin.enabled ? ['taskset', '-c', String(core), ...nodeCmd] : nodeCmd
+  const child = spawn(cmd, argv, {
+    cwd: ROOT_DIR,
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, ...env }
+  })
+  children.add(child)
+  child.exited = new Promise((resolve) => child.once('exit', (code, signal) => { children.delete(child); resolve({ code, signal }) }))
+  return child
+}
+
+/** Wait for the next IPC message matching `pred`, or reject on exit/timeout. */
+export function nextMessage (child, pred, timeoutMs = 30_000) {
+  return new Promise((resolve, reject) => {
+    const onMsg = (m) => { if (pred(m)) { done(); resolve(m) } }
+    const onExit = (code, signal) => { done(); reject(new Error(`child exited (code ${code}, signal ${signal}) before replying`)) }
+    const timer = setTimeout(() => { done(); reject(new Error(`no reply within ${timeoutMs} ms`)) }, timeoutMs)
+    function done () {
+      clearTimeout(timer)
+      child.off('message', onMsg)
+      child.off('exit', onExit)
+    }
+    child.on('message', onMsg)
+    child.once('exit', onExit)
+  })
+}
+
+/** Ask a child to shut down; SIGKILL it if it has not exited in `graceMs`. */
+export async function stopChild (child, graceMs = 5000) {
+  if (child.exitCode !== null || child.signalCode !== null) return child.exited
+  try { child.send({ type: 'shutdown' }) } catch {}
+  const t = setTimeout(() => { try { child.kill('SIGKILL') } catch {} }, graceMs)
+  const r = await child.exited
+  clearTimeout(t)
+  return r
+}
+
+// ---------------------------------------------------------------- workload
+
+/** Deterministic PRNG (mulberry32) so every variant sees the same sequence. */
+export function prng (seed = 42) {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+/**
+ * The request paths each connection cycles through.
+ * Default: GET /api/users/:id over 1,000 ids (shuffled).
+ * --mix: 80% parametric, 15% static /api/health, 5% unmatched paths.
+ */
+export function workloadPaths ({ mix = false } = {}) {
+  const rnd = prng(1234)
+  const paths = []
+  for (let i = 0; i < USER_IDS; i++) paths.push(`/api/users/${i + 1}`)
+  for (let i = paths.length - 1; i > 0; i--) {
+    const j = Math.floor(rnd() * (i + 1));
+    [paths[i], paths[j]] = [paths[j], paths[i]]
+  }
+  if (!mix) return paths
+  return paths.map((p, i) => {
+    const r = i % 20
+    if (r === 0) return `/nope/${Math.floor(rnd() * 1e9).toString(36)}` // 5% unmatched
+    if (r === 1 || r === 7 || r === 13) return '/api/health' // 15% static
+    return p
+  })
+}

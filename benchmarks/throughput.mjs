@@ -1,0 +1,211 @@
+// Throughput / CPU-per-request benchmark.
+//
+// For each round, for each variant (order rotated every round): start the
+// variant's server in its own process pinned to core 1, warm it up with
+// autocannon (pinned to core 0), then measure: the server reports its own
+// process.cpuUsage() delta over the window, which divided by the requests it
+// served gives the primary figure, CPU time per request.
+import { readdirSync, mkdirSync } from 'node:fs'
+import path from 'node:path'
+import { pathToFileURL } from 'node:url'
+import {
+  BENCH_DIR, median, round, parseArgs, pinning, spawnNode, nextMessage, stopChild, workloadPaths, USAGE
+} from './lib/common.mjs'
+
+export const VARIANTS = [
+  { name: 'bare', kind: 'reference', description: 'bare Fastify 5, same routes (reference 1.00)' },
+  { name: 'plugin-metrics', kind: 'plugin', peer: 'fastify-metrics', target: 0.95, description: "this plugin, metrics only: { tracing: false }" },
+  { name: 'plugin-nosdk', kind: 'plugin', target: 0.97, description: 'this plugin, tracing on, metrics off, no OpenTelemetry SDK started (API no-op)' },
+  { name: 'plugin-full-sdk', kind: 'plugin', peer: 'fastify-otel', target: { 20: 0.72, 24: 0.80, default: 0.80 }, description: 'this plugin, metrics + tracing; NodeSDK 100% sampling, BatchSpanProcessor, dropping exporter; no instrumentation-http' },
+  { name: 'plugin-full-sdk-http', kind: 'plugin', peer: 'fastify-otel', target: { 20: 0.72, 24: 0.80, default: 0.80 }, description: 'as plugin-full-sdk, with instrumentation-http on (plugin enriches its span)' },
+  { name: 'fastify-metrics', kind: 'peer', description: 'fastify-metrics@13 on its defaults, endpoint /metrics' },
+  { name: 'fastify-otel', kind: 'peer', description: '@fastify/otel + instrumentation-http, same SDK set-up as plugin-full-sdk' },
+  { name: 'recipe', kind: 'peer', description: 'hand-written onRequest/onResponse hooks + prom-client Histogram labelled by raw URL' }
+]
+
+export function targetFor (variant, nodeVersion = process.version) {
+  const v = VARIANTS.find((x) => x.name === variant)
+  if (!v || v.target == null) return null
+  if (typeof v.target === 'number') return v.target
+  const major = Number(nodeVersion.replace(/^v/, '').split('.')[0])
+  return v.target[major] ?? v.target.default
+}
+
+function serverFile (name) {
+  const dir = path.join(BENCH_DIR, 'servers')
+  const file = readdirSync(dir).find((f) => f === `${name}.mjs` || f === `${name}.cjs` || f === `${name}.js`)
+  if (!file) throw new Error(`no server file for variant ${name}`)
+  return path.join(dir, file)
+}
+
+class LoadGenerator {
+  constructor () {
+    this.child = spawnNode(path.join(BENCH_DIR, 'lib', 'load.mjs'), { core: 0 })
+    this.ready = nextMessage(this.child, (m) => m?.type === 'ready')
+    this.seq = 0
+  }
+
+  async run (params, timeoutMs) {
+    await this.ready
+    const id = ++this.seq
+    const reply = nextMessage(this.child, (m) => m?.type === 'result' && m.id === id, timeoutMs)
+    this.child.send({ type: 'run', id, ...params })
+    const m = await reply
+    if (m.error) throw new Error(`autocannon: ${m.error}`)
+    return m.result
+  }
+
+  close () { return stopChild(this.child, 2000) }
+}
+
+async function measureOnce (name, opts, load, paths) {
+  const nodeArgs = []
+  if (opts.cpuProf) {
+    mkdirSync(opts.cpuProf, { recursive: true })
+    nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${opts.cpuProf}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`)
+  }
+  const server = spawnNode(serverFile(name), { core: 1, nodeArgs })
+  try {
+    const ready = await nextMessage(server, (m) => m?.type === 'ready' || m?.type === 'error', 60_000)
+    if (ready.type === 'error') return { ok: false, error: ready.message, code: ready.code ?? null }
+    const url = `http://127.0.0.1:${ready.port}`
+    const loadTimeout = (Math.max(opts.duration, opts.warmup) + 30) * 1000
+
+    if (opts.warmup > 0) {
+      await load.run({ url, paths, connections: opts.connections, duration: opts.warmup }, loadTimeout)
+    }
+    server.send({ type: 'start' })
+    await nextMessage(server, (m) => m?.type === 'started')
+    const ac = await load.run({ url, paths, connections: opts.connections, duration: opts.duration }, loadTimeout)
+    server.send({ type: 'stop' })
+    const s = await nextMessage(server, (m) => m?.type === 'stopped')
+
+    const cpuUs = s.cpuUserUs + s.cpuSystemUs
+    const requests = s.requests
+    return {
+      ok: requests > 0,
+      error: requests > 0 ? undefined : 'no requests served',
+      requests,
+      clientRequests: ac.requests,
+      rps: round(requests / (s.elapsedMs / 1000), 1),
+      clientRps: round(ac.requests / ac.durationS, 1),
+      cpuUserUs: s.cpuUserUs,
+      cpuSystemUs: s.cpuSystemUs,
+      cpuPerReqUs: round(cpuUs / requests, 3),
+      cpuUtilization: round(cpuUs / 1000 / s.elapsedMs, 3),
+      eventLoopUtilization: round(s.eventLoopUtilization, 3),
+      elapsedMs: round(s.elapsedMs, 1),
+      latencyP50Ms: ac.latency.p50,
+      latencyP99Ms: ac.latency.p99,
+      latencyMeanMs: round(ac.latency.mean, 3),
+      peakRssMB: round(s.maxRssBytes / 2 ** 20, 1),
+      heapUsedMB: round(s.heapUsedBytes / 2 ** 20, 1),
+      spansPerReq: s.spansExported == null ? null : round(s.spansExported / requests, 3),
+      non2xx: ac.non2xx,
+      errors: ac.errors + ac.timeouts,
+      serverInfo: ready.info ?? null
+    }
+  } catch (err) {
+    return { ok: false, error: err.message }
+  } finally {
+    await stopChild(server)
+  }
+}
+
+const FIGURES = ['cpuPerReqUs', 'rps', 'latencyP50Ms', 'latencyP99Ms', 'peakRssMB', 'spansPerReq', 'cpuUtilization']
+
+/**
+ * @returns {{ options, pinning, variants: Record<string, {...}> }}
+ */
+export async function runThroughput (opts, log = console.error) {
+  let names = opts.variants ? [...opts.variants] : VARIANTS.map((v) => v.name)
+  if (!names.includes('bare')) names.unshift('bare')
+  for (const n of names) if (!VARIANTS.find((v) => v.name === n)) throw new Error(`unknown variant ${n}`)
+  const paths = workloadPaths({ mix: opts.mix })
+  const pin = pinning()
+  if (!pin.enabled) log(`[throughput] WARNING: no CPU pinning (${pin.reason}); figures are noisier`)
+
+  const variants = {}
+  for (const n of names) {
+    const meta = VARIANTS.find((v) => v.name === n)
+    variants[n] = { description: meta.description, kind: meta.kind, peer: meta.peer ?? null, target: targetFor(n), rounds: [], status: 'ok', error: null }
+  }
+  const unavailable = new Set()
+  const load = new LoadGenerator()
+  try {
+    for (let r = 0; r < opts.rounds; r++) {
+      // Rotate the order every round so no variant always runs first or last.
+      const order = names.map((_, i) => names[(i + r) % names.length])
+      for (const n of order) {
+        if (unavailable.has(n)) continue
+        const t0 = Date.now()
+        const res = await measureOnce(n, opts, load, paths)
+        res.round = r + 1
+        variants[n].rounds.push(res)
+        if (!res.ok) {
+          log(`[throughput] round ${r + 1} ${n}: FAILED: ${res.error}`)
+          // A variant that cannot even start (missing build, incompatible peer) is not retried.
+          if (res.code === 'PLUGIN_NOT_BUILT' || /cannot import|not supported|ERR_REQUIRE|SyntaxError/i.test(res.error ?? '')) {
+            unavailable.add(n)
+            variants[n].status = 'unavailable'
+            variants[n].error = res.error
+          }
+        } else {
+          log(`[throughput] round ${r + 1}/${opts.rounds} ${n.padEnd(21)} ${String(res.rps).padStart(9)} req/s  ${res.cpuPerReqUs.toFixed(2).padStart(7)} µs CPU/req  p99 ${res.latencyP99Ms} ms  rss ${res.peakRssMB} MB  (${((Date.now() - t0) / 1000).toFixed(1)} s)`)
+        }
+      }
+    }
+  } finally {
+    await load.close()
+  }
+
+  // Medians over the rounds that succeeded.
+  for (const n of names) {
+    const v = variants[n]
+    const ok = v.rounds.filter((x) => x.ok)
+    if (ok.length === 0) {
+      if (v.status === 'ok') { v.status = 'failed'; v.error = v.rounds[0]?.error ?? 'no successful round' }
+      v.median = null
+      continue
+    }
+    v.median = {}
+    for (const f of FIGURES) v.median[f] = round(median(ok.map((x) => x[f])), 3)
+    v.roundsOk = ok.length
+  }
+
+  // Ratios to bare, from the medians; efficiency also paired per round.
+  const bare = variants.bare
+  for (const n of names) {
+    const v = variants[n]
+    if (!v.median || !bare.median) { v.ratios = null; continue }
+    const m = v.median
+    const b = bare.median
+    const paired = []
+    for (const rr of v.rounds) {
+      const br = bare.rounds.find((x) => x.round === rr.round && x.ok)
+      if (rr.ok && br) paired.push(br.cpuPerReqUs / rr.cpuPerReqUs)
+    }
+    v.ratios = {
+      efficiency: round(b.cpuPerReqUs / m.cpuPerReqUs, 3),
+      efficiencyPairedMedian: round(median(paired), 3),
+      cpuPerReq: round(m.cpuPerReqUs / b.cpuPerReqUs, 3),
+      rps: round(m.rps / b.rps, 3),
+      latencyP50: b.latencyP50Ms > 0 ? round(m.latencyP50Ms / b.latencyP50Ms, 3) : null,
+      latencyP99: b.latencyP99Ms > 0 ? round(m.latencyP99Ms / b.latencyP99Ms, 3) : null,
+      peakRss: round(m.peakRssMB / b.peakRssMB, 3)
+    }
+  }
+
+  return {
+    options: { connections: opts.connections, duration: opts.duration, warmup: opts.warmup, rounds: opts.rounds, mix: opts.mix, workload: opts.mix ? 'mix: 80% GET /api/users/:id (1,000 ids), 15% GET /api/health, 5% unmatched' : 'GET /api/users/:id over 1,000 ids' },
+    pinning: pin,
+    variants
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const opts = parseArgs()
+  if (opts.help) { console.log(USAGE); process.exit(0) }
+  const res = await runThroughput(opts)
+  console.log(JSON.stringify(res, null, 2))
+}
