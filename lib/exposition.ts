@@ -1,0 +1,151 @@
+// The /metrics handler: content negotiation and rendering of a registry in the Prometheus text
+// format 0.0.4 or OpenMetrics 1.0.0.
+//
+// prom-client renders one format per registry (and its OpenMetrics mode renames counters in place,
+// which then breaks the text format), so both formats are rendered here from metric.get(). The
+// plugin's own HTTP instruments are rendered straight from their series.
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { PromRegistry } from './options'
+import { SeriesGauge, SeriesHistogram } from './metrics'
+
+export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
+export const OPENMETRICS_CONTENT_TYPE = 'application/openmetrics-text; version=1.0.0; charset=utf-8'
+
+/**
+ * True when the Accept header prefers OpenMetrics 1.0 (or its 0.0.1 draft) over the text format.
+ * Prometheus sends e.g. `application/openmetrics-text;version=1.0.0;q=0.5,...,text/plain;version=0.0.4;q=0.3`.
+ */
+export function prefersOpenMetrics (accept: string | undefined): boolean {
+  if (accept === undefined || !accept.includes('openmetrics')) return false
+  let om = -1
+  let text = -1
+  for (const part of accept.split(',')) {
+    const params = part.split(';')
+    const type = params[0].trim().toLowerCase()
+    let q = 1
+    let version: string | undefined
+    for (let i = 1; i < params.length; i++) {
+      const [k, v] = params[i].split('=').map((x) => x.trim())
+      if (k === 'q') q = Number(v)
+      else if (k === 'version') version = v
+    }
+    if (!(q >= 0 && q <= 1)) continue
+    if (type === 'application/openmetrics-text' && (version === undefined || version === '1.0.0' || version === '0.0.1')) om = Math.max(om, q)
+    else if (type === 'text/plain' || type === '*/*' || type === 'text/*') text = Math.max(text, type === 'text/plain' ? q : q - 1e-6)
+  }
+  return om > 0 && om >= text
+}
+
+function escapeHelp (s: string, openMetrics: boolean): string {
+  s = s.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')
+  return openMetrics ? s.replace(/"/g, '\\"') : s
+}
+
+function escapeLabelValue (s: unknown): string {
+  return String(s).replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"')
+}
+
+export function formatValue (v: number): string {
+  if (v === Infinity) return '+Inf'
+  if (v === -Infinity) return '-Inf'
+  if (Number.isNaN(v)) return 'NaN'
+  return String(v)
+}
+
+function formatLabels (labels: Record<string, unknown> | undefined, defaults: Record<string, unknown> | null): string {
+  let out = ''
+  if (labels !== undefined) {
+    for (const k in labels) {
+      const v = labels[k]
+      if (v === undefined) continue
+      out += (out === '' ? '' : ',') + k + '="' + escapeLabelValue(v) + '"'
+    }
+  }
+  if (defaults !== null) {
+    for (const k in defaults) {
+      if (labels !== undefined && labels[k] !== undefined) continue
+      out += (out === '' ? '' : ',') + k + '="' + escapeLabelValue(defaults[k]) + '"'
+    }
+  }
+  return out === '' ? '' : '{' + out + '}'
+}
+
+function formatExemplar (e: { labelSet: Record<string, unknown>, value: number, timestamp: number } | null | undefined): string {
+  if (e == null) return ''
+  return ' # ' + formatLabels(e.labelSet, null) + ' ' + formatValue(e.value) + ' ' + e.timestamp
+}
+
+function header (name: string, help: string, type: string, openMetrics: boolean): string {
+  return '# HELP ' + name + ' ' + escapeHelp(help, openMetrics) + '\n# TYPE ' + name + ' ' + type + '\n'
+}
+
+function renderHistogram (m: SeriesHistogram, openMetrics: boolean, defaults: Record<string, unknown> | null): string {
+  let out = header(m.name, m.help, 'histogram', openMetrics)
+  const bounds = m.upperBounds
+  const bucketName = m.name + '_bucket'
+  for (const s of m.series.values()) {
+    const base = formatLabels(s.labels, defaults)
+    // '{a="b"}' -> '{a="b",' so le can be appended without rebuilding the label set.
+    const open = base === '' ? '{' : base.slice(0, -1) + ','
+    let acc = 0
+    for (let i = 0; i <= bounds.length; i++) {
+      acc += s.counts[i]
+      out += bucketName + open + 'le="' + (i < bounds.length ? formatValue(bounds[i]) : '+Inf') + '"} ' + acc
+      if (openMetrics && s.exemplars !== null) out += formatExemplar(s.exemplars[i])
+      out += '\n'
+    }
+    out += m.name + '_sum' + base + ' ' + formatValue(s.sum) + '\n'
+    out += m.name + '_count' + base + ' ' + s.count + '\n'
+  }
+  return out
+}
+
+function renderGauge (m: SeriesGauge, openMetrics: boolean, defaults: Record<string, unknown> | null): string {
+  let out = header(m.name, m.help, 'gauge', openMetrics)
+  for (const s of m.series.values()) out += m.name + formatLabels(s.labels, defaults) + ' ' + formatValue(s.value) + '\n'
+  return out
+}
+
+/** Any other prom-client metric, from its get() (the API every prom-client metric has). */
+async function renderGeneric (metric: any, openMetrics: boolean, defaults: Record<string, unknown> | null): Promise<string> {
+  const data = await metric.get()
+  const type: string = data.type
+  let family: string = data.name
+  if (openMetrics && type === 'counter' && family.endsWith('_total')) family = family.slice(0, -6)
+  // OpenMetrics has no 'untyped'; 'unknown' is its name.
+  const shownType = openMetrics && type === 'untyped' ? 'unknown' : type
+  let out = header(family, data.help ?? '', shownType, openMetrics)
+  for (const v of data.values ?? []) {
+    let name: string = v.metricName ?? data.name
+    if (openMetrics && type === 'counter' && !name.endsWith('_total')) name += '_total'
+    const labels = v.sharedLabels !== undefined ? { ...v.sharedLabels, ...v.labels } : v.labels
+    out += name + formatLabels(labels, defaults) + ' ' + formatValue(v.value)
+    if (openMetrics) out += formatExemplar(v.exemplar)
+    out += '\n'
+  }
+  return out
+}
+
+export async function render (registry: PromRegistry, openMetrics: boolean): Promise<string> {
+  // Registry default labels are kept privately by both clients; read them where they are.
+  const rawDefaults = (registry as unknown as { _defaultLabels?: Record<string, unknown> })._defaultLabels
+  const defaults = rawDefaults !== undefined && Object.keys(rawDefaults).length > 0 ? rawDefaults : null
+  const parts: string[] = []
+  for (const metric of registry.getMetricsAsArray()) {
+    if (metric instanceof SeriesHistogram) parts.push(renderHistogram(metric, openMetrics, defaults))
+    else if (metric instanceof SeriesGauge) parts.push(renderGauge(metric, openMetrics, defaults))
+    else parts.push(await renderGeneric(metric, openMetrics, defaults))
+  }
+  return openMetrics ? parts.join('') + '# EOF\n' : parts.join('\n')
+}
+
+export type MetricsHandler = (request: FastifyRequest, reply: FastifyReply) => Promise<string>
+
+/** A ready-made route handler, also exposed on the instance for users who serve it elsewhere. */
+export function createMetricsHandler (registry: PromRegistry): MetricsHandler {
+  return async function metricsHandler (request, reply) {
+    const openMetrics = prefersOpenMetrics(request.headers.accept)
+    reply.header('content-type', openMetrics ? OPENMETRICS_CONTENT_TYPE : PROMETHEUS_CONTENT_TYPE)
+    return render(registry, openMetrics)
+  }
+}

@@ -1,0 +1,232 @@
+// The plugin: wires options, route policy, metrics, tracing and exposition together.
+import fp from 'fastify-plugin'
+import { context } from '@opentelemetry/api'
+import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction, RouteOptions } from 'fastify'
+import { resolveOptions, ObservabilityOptionError, DEFAULT_BUCKETS } from './options'
+import type { ObservabilityOptions, MetricsOptions, TracingOptions, PromRegistry, PromClientModule, CustomLabelFn } from './options'
+import { createRoutePolicy } from './route-policy'
+import type { RoutePolicyConfig } from './route-policy'
+import { HttpMetrics, RouteMetrics, MethodSeries, UNMATCHED_ROUTE, OTHER_METHOD, DURATION_NAME, ACTIVE_NAME } from './metrics'
+import { Tracing, RouteTracing } from './tracing'
+import type { RequestSpan } from './tracing'
+import { createMetricsHandler, render, prefersOpenMetrics, PROMETHEUS_CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE } from './exposition'
+import type { MetricsHandler } from './exposition'
+
+/** What the plugin decorates the Fastify instance with (as `fastify.metrics`) when metrics are on. */
+export interface ObservabilityMetrics {
+  /** The registry the plugin's metrics live in; register your own metrics here to serve them too. */
+  registry: PromRegistry
+  /** The client module the instruments were created from. */
+  client: PromClientModule
+  /** A route handler serving the registry with content negotiation, for a route of your own. */
+  handler: MetricsHandler
+  /** Render the registry: Prometheus text 0.0.4, or OpenMetrics 1.0.0 when `openMetrics` is true. */
+  render: (openMetrics?: boolean) => Promise<string>
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** false: this route is not measured; true: measured even if the globs leave it out. */
+    metrics?: boolean
+    /** false: this route is not traced; true: traced even if the globs leave it out. */
+    tracing?: boolean
+  }
+  interface FastifyInstance {
+    /** Set by fastify-observability when metrics are on. */
+    metrics: ObservabilityMetrics
+  }
+}
+
+interface RouteState {
+  metrics: RouteMetrics | null
+  tracing: RouteTracing | null
+}
+
+const kRouteState = Symbol('fastify-observability.route')
+const kSeries = Symbol('fastify-observability.series')
+const kSpan = Symbol('fastify-observability.span')
+
+type ObservedRequest = FastifyRequest & { [kSeries]: MethodSeries | null, [kSpan]: RequestSpan | null }
+type StatefulConfig = RoutePolicyConfig & { url?: string, [kRouteState]?: RouteState }
+
+const TELEMETRY = Symbol.for('fastify-observability.telemetry')
+
+function checkRouteConfig (config: RoutePolicyConfig | undefined, route: string): void {
+  for (const key of ['metrics', 'tracing'] as const) {
+    const v = config?.[key]
+    if (v !== undefined && typeof v !== 'boolean') {
+      throw new ObservabilityOptionError(`config.${key} of route ${route}`, v, 'must be a boolean')
+    }
+  }
+}
+
+function observability (fastify: FastifyInstance, opts: ObservabilityOptions, done: (err?: Error) => void): void {
+  let options
+  try {
+    options = resolveOptions(opts)
+  } catch (err) {
+    done(err as Error)
+    return
+  }
+  const policy = createRoutePolicy(options.include, options.exclude)
+  const metrics = options.metrics === false ? null : new HttpMetrics(options.metrics)
+  const tracing = options.tracing === false ? null : new Tracing(options.tracing)
+  const customLabels = options.metrics === false ? [] : options.metrics.customLabels
+
+  // Requests that match no route: one fixed route label and span name, whatever the URL.
+  const unmatched: RouteState = { metrics: metrics?.unmatched ?? null, tracing: tracing === null ? null : new RouteTracing(undefined) }
+
+  function stateFor (url: string, config: RoutePolicyConfig | undefined): RouteState {
+    const decision = policy(url, config)
+    return {
+      metrics: decision.metrics && metrics !== null ? metrics.forRoute(url) : null,
+      tracing: decision.tracing && tracing !== null ? new RouteTracing(url) : null
+    }
+  }
+
+  fastify.addHook('onRoute', function decideRoute (route: RouteOptions) {
+    checkRouteConfig(route.config as RoutePolicyConfig | undefined, `${String(route.method)} ${route.url}`)
+    // A fresh object: the user may share one config object between routes.
+    const config: StatefulConfig = { ...(route.config as RoutePolicyConfig | undefined), [kRouteState]: stateFor(route.url, route.config as RoutePolicyConfig | undefined) }
+    route.config = config as RouteOptions['config']
+  })
+
+  /** The route's precomputed state; decided late (once) for routes added before the plugin. */
+  function routeState (request: FastifyRequest): RouteState {
+    const config = request.routeOptions.config as StatefulConfig
+    const state = config[kRouteState]
+    if (state !== undefined) return state
+    if (config.url === undefined) return unmatched
+    checkRouteConfig(config, config.url)
+    return (config[kRouteState] = stateFor(config.url, config))
+  }
+
+  fastify.decorateRequest(kSeries, null)
+  fastify.decorateRequest(kSpan, null)
+
+  fastify.addHook('onRequest', function observeRequest (req: FastifyRequest, _reply: FastifyReply, next: HookHandlerDoneFunction) {
+    const request = req as ObservedRequest
+    const state = routeState(request)
+    if (state.metrics !== null) {
+      const series = state.metrics.forMethod(request.method)
+      series.active.value++
+      request[kSeries] = series
+    }
+    if (state.tracing !== null) {
+      const rs = (tracing as Tracing).start(request, state.tracing)
+      request[kSpan] = rs
+      // Later hooks and the handler run inside the span's context, so their spans are children.
+      context.with(rs.ctx, next)
+      return
+    }
+    next()
+  })
+
+  fastify.addHook('onResponse', function recordResponse (req: FastifyRequest, reply: FastifyReply, next: HookHandlerDoneFunction) {
+    const request = req as ObservedRequest
+    const series = request[kSeries]
+    if (series !== null) {
+      request[kSeries] = null
+      series.active.value--
+      const seconds = reply.elapsedTime / 1000
+      if (customLabels.length === 0) series.forStatus(reply.statusCode).observe(seconds)
+      else recordWithCustomLabels(series, request, reply, seconds)
+    }
+    const rs = request[kSpan]
+    if (rs !== null) {
+      request[kSpan] = null
+      ;(tracing as Tracing).end(rs, reply)
+    }
+    next()
+  })
+
+  fastify.addHook('onRequestAbort', function abortRequest (req: FastifyRequest, next: HookHandlerDoneFunction) {
+    const request = req as ObservedRequest
+    const series = request[kSeries]
+    if (series !== null) {
+      request[kSeries] = null
+      series.active.value--
+    }
+    const rs = request[kSpan]
+    if (rs !== null) {
+      request[kSpan] = null
+      ;(tracing as Tracing).abort(rs)
+    }
+    next()
+  })
+
+  if (tracing !== null) {
+    fastify.addHook('onError', function recordError (req: FastifyRequest, _reply: FastifyReply, error: Error, next: HookHandlerDoneFunction) {
+      const rs = (req as ObservedRequest)[kSpan]
+      if (rs !== null) (tracing as Tracing).error(rs, error)
+      next()
+    })
+    // A request body is read from socket events, outside the context onRequest entered: enter it
+    // again so the handler of a POST still runs inside its span.
+    fastify.addHook('preValidation', function reenterSpan (req: FastifyRequest, _reply: FastifyReply, next: HookHandlerDoneFunction) {
+      const rs = (req as ObservedRequest)[kSpan]
+      if (rs !== null && req.body !== undefined) context.with(rs.ctx, next)
+      else next()
+    })
+  }
+
+  function recordWithCustomLabels (series: MethodSeries, request: FastifyRequest, reply: FastifyReply, seconds: number): void {
+    const values = [series.method, series.route, (metrics as HttpMetrics).statusLabel(reply.statusCode)]
+    for (const [name, fn] of customLabels) {
+      let v: string
+      try {
+        v = String(fn(request, reply))
+      } catch (err) {
+        request.log.warn({ err }, `fastify-observability: metrics.customLabels.${name} threw; recorded as ""`)
+        v = ''
+      }
+      values.push(v)
+    }
+    ;(metrics as HttpMetrics).duration.seriesFor(values).observe(seconds)
+  }
+
+  if (metrics !== null) {
+    const registry = metrics.registry
+    const handler = createMetricsHandler(registry)
+    fastify.decorate('metrics', {
+      registry,
+      client: metrics.options.client,
+      handler,
+      render: (openMetrics = false) => render(registry, openMetrics)
+    })
+    const endpoint = metrics.options.endpoint
+    if (endpoint !== false) {
+      // Never observe the scrape itself.
+      fastify.route({ method: 'GET', url: endpoint, config: { metrics: false, tracing: false }, handler })
+    }
+  }
+
+  fastify.addHook('onClose', async function releaseObservability () {
+    metrics?.close()
+    // The ./register preload's SDK: flush so a graceful shutdown loses no span.
+    const telemetry = (globalThis as Record<symbol, { forceFlush?: () => Promise<void> } | undefined>)[TELEMETRY]
+    if (telemetry?.forceFlush !== undefined) await telemetry.forceFlush().catch(() => {})
+  })
+
+  done()
+}
+
+const plugin = fp(observability, {
+  fastify: '5.x',
+  name: 'fastify-observability'
+})
+
+export default plugin
+export {
+  plugin as observability,
+  ObservabilityOptionError,
+  DEFAULT_BUCKETS,
+  UNMATCHED_ROUTE,
+  OTHER_METHOD,
+  DURATION_NAME,
+  ACTIVE_NAME,
+  prefersOpenMetrics,
+  PROMETHEUS_CONTENT_TYPE,
+  OPENMETRICS_CONTENT_TYPE
+}
+export type { ObservabilityOptions, MetricsOptions, TracingOptions, PromRegistry, PromClientModule, CustomLabelFn, MetricsHandler }

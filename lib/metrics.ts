@@ -1,0 +1,258 @@
+// The HTTP instruments and the record step.
+//
+// The two HTTP instruments are prom-client metrics by duck typing (name/help/type/get/reset, the
+// interface both prom-client and @prometheus-io/client registries consume), but keep their series
+// in plain objects. A series is found once per route/method/status and cached on the route, so
+// recording a request is a bucket search and three additions: no label object, no hashing, no
+// validation per request (prom-client's own child.observe() does all three on every call).
+import type { PromRegistry, ResolvedMetrics } from './options'
+
+/** Methods recorded under their own name; anything else is `_OTHER` (OpenTelemetry semconv). */
+export const KNOWN_METHODS: ReadonlySet<string> = new Set(['CONNECT', 'DELETE', 'GET', 'HEAD', 'OPTIONS', 'PATCH', 'POST', 'PUT', 'TRACE'])
+export const OTHER_METHOD = '_OTHER'
+/** `http_route` of requests that matched no route: one fixed value, so random URLs add no series. */
+export const UNMATCHED_ROUTE = 'unmatched'
+
+export const DURATION_NAME = 'http_server_request_duration_seconds'
+export const ACTIVE_NAME = 'http_server_active_requests'
+
+export function normalizeMethod (method: string): string {
+  return KNOWN_METHODS.has(method) ? method : OTHER_METHOD
+}
+
+export interface Exemplar {
+  labelSet: Record<string, string>
+  value: number
+  timestamp: number
+}
+
+/** One labelled histogram series. `counts` is per bucket (not cumulative); the last slot is +Inf. */
+export class HistogramSeries {
+  readonly labels: Record<string, string>
+  readonly counts: number[]
+  readonly exemplars: Array<Exemplar | null> | null
+  sum = 0
+  count = 0
+  private readonly bounds: readonly number[]
+
+  constructor (labels: Record<string, string>, bounds: readonly number[], withExemplars: boolean) {
+    this.labels = labels
+    this.bounds = bounds
+    this.counts = new Array(bounds.length + 1).fill(0)
+    this.exemplars = withExemplars ? new Array(bounds.length + 1).fill(null) : null
+  }
+
+  observe (value: number): number {
+    const bounds = this.bounds
+    let i = 0
+    while (i < bounds.length && value > bounds[i]) i++
+    this.counts[i]++
+    this.sum += value
+    this.count++
+    return i
+  }
+
+  /** Observe and keep the trace that produced it as the bucket's exemplar (OpenMetrics only). */
+  observeWithExemplar (value: number, traceId: string, spanId: string): void {
+    const i = this.observe(value)
+    if (this.exemplars !== null) {
+      this.exemplars[i] = { labelSet: { trace_id: traceId, span_id: spanId }, value, timestamp: Date.now() / 1000 }
+    }
+  }
+}
+
+export class GaugeSeries {
+  value = 0
+  constructor (readonly labels: Record<string, string>) {}
+}
+
+/** A histogram whose series are addressed by label values in a fixed order. */
+export class SeriesHistogram {
+  readonly type = 'histogram'
+  readonly aggregator = 'sum'
+  readonly series = new Map<string, HistogramSeries>()
+  enableExemplars = false
+
+  constructor (readonly name: string, readonly help: string, readonly labelNames: readonly string[], readonly upperBounds: readonly number[]) {}
+
+  /** The series for these label values (in labelNames order), created on first use. */
+  seriesFor (values: readonly string[]): HistogramSeries {
+    const key = values.join('\u0000')
+    let s = this.series.get(key)
+    if (s === undefined) {
+      const labels: Record<string, string> = {}
+      for (let i = 0; i < this.labelNames.length; i++) labels[this.labelNames[i]] = values[i]
+      s = new HistogramSeries(labels, this.upperBounds, this.enableExemplars)
+      this.series.set(key, s)
+    }
+    return s
+  }
+
+  reset (): void {
+    // Keep the series objects (routes cache them) but zero them.
+    for (const s of this.series.values()) {
+      s.counts.fill(0)
+      s.exemplars?.fill(null)
+      s.sum = 0
+      s.count = 0
+    }
+  }
+
+  /** prom-client's metric.get() shape, so any registry can render this metric. */
+  async get (): Promise<{ name: string, help: string, type: string, aggregator: string, values: any[] }> {
+    const values: any[] = []
+    const bucket = this.name + '_bucket'
+    for (const s of this.series.values()) {
+      let acc = 0
+      for (let i = 0; i <= this.upperBounds.length; i++) {
+        acc += s.counts[i]
+        values.push({
+          labels: { ...s.labels, le: i < this.upperBounds.length ? this.upperBounds[i] : '+Inf' },
+          value: acc,
+          metricName: bucket,
+          exemplar: s.exemplars?.[i] ?? undefined
+        })
+      }
+      values.push({ labels: { ...s.labels }, value: s.sum, metricName: this.name + '_sum' })
+      values.push({ labels: { ...s.labels }, value: s.count, metricName: this.name + '_count' })
+    }
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values }
+  }
+}
+
+export class SeriesGauge {
+  readonly type = 'gauge'
+  readonly aggregator = 'sum'
+  readonly series = new Map<string, GaugeSeries>()
+
+  constructor (readonly name: string, readonly help: string, readonly labelName: string) {}
+
+  seriesFor (value: string): GaugeSeries {
+    let s = this.series.get(value)
+    if (s === undefined) {
+      s = new GaugeSeries({ [this.labelName]: value })
+      this.series.set(value, s)
+    }
+    return s
+  }
+
+  reset (): void {
+    for (const s of this.series.values()) s.value = 0
+  }
+
+  async get (): Promise<{ name: string, help: string, type: string, aggregator: string, values: any[] }> {
+    const values: any[] = []
+    for (const s of this.series.values()) values.push({ labels: { ...s.labels }, value: s.value })
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values }
+  }
+}
+
+/** The series one (route, method) pair records into; created once, cached on the route. */
+export class MethodSeries {
+  readonly byStatus: Array<HistogramSeries | undefined> = []
+
+  constructor (private readonly metrics: HttpMetrics, readonly route: string, readonly method: string, readonly active: GaugeSeries) {}
+
+  forStatus (statusCode: number): HistogramSeries {
+    let s = this.byStatus[statusCode]
+    if (s === undefined) {
+      s = this.metrics.duration.seriesFor([this.method, this.route, this.metrics.statusLabel(statusCode)])
+      this.byStatus[statusCode] = s
+    }
+    return s
+  }
+}
+
+/** Per-route metrics state, computed in onRoute. */
+export class RouteMetrics {
+  private readonly byMethod: Record<string, MethodSeries> = Object.create(null)
+
+  constructor (private readonly metrics: HttpMetrics, readonly route: string) {}
+
+  /** For matched routes the router only lets the route's own methods through, so this stays bounded. */
+  forMethod (method: string): MethodSeries {
+    return this.byMethod[method] ?? this.create(method)
+  }
+
+  private create (rawMethod: string): MethodSeries {
+    const method = normalizeMethod(rawMethod)
+    const ms = this.byMethod[method] ?? new MethodSeries(this.metrics, this.route, method, this.metrics.active.seriesFor(method))
+    this.byMethod[method] = ms
+    // Only known methods are cached under their raw name; others are looked up via _OTHER each time.
+    if (rawMethod === method) this.byMethod[rawMethod] = ms
+    return ms
+  }
+}
+
+export class HttpMetrics {
+  readonly registry: PromRegistry
+  readonly duration: SeriesHistogram
+  readonly active: SeriesGauge
+  readonly unmatched: RouteMetrics
+  private readonly owned: string[] = []
+  private readonly groupStatusCodes: boolean
+  private readonly statusLabels: string[] = []
+
+  constructor (readonly options: ResolvedMetrics) {
+    const client = options.client
+    this.registry = options.registry ?? new client.Registry()
+    this.groupStatusCodes = options.groupStatusCodes
+
+    const labelNames = ['http_request_method', 'http_route', 'http_response_status_code', ...options.customLabels.map(([name]) => name)]
+    this.duration = this.adopt(new SeriesHistogram(
+      options.prefix + DURATION_NAME,
+      'Duration of HTTP server requests, in seconds. Its _count is the number of requests.',
+      labelNames,
+      options.buckets
+    ))
+    this.active = this.adopt(new SeriesGauge(options.prefix + ACTIVE_NAME, 'Number of HTTP server requests in flight.', 'http_request_method'))
+    this.unmatched = new RouteMetrics(this, UNMATCHED_ROUTE)
+
+    if (options.defaultMetrics !== false) {
+      const config = { ...options.defaultMetrics, register: this.registry }
+      const probe = ((config as { prefix?: string }).prefix ?? '') + 'process_cpu_user_seconds_total'
+      // A shared registry may already collect them (another instance, or the user): don't register twice.
+      if (this.registry.getSingleMetric(probe) === undefined) {
+        const before = new Set(this.registry.getMetricsAsArray().map((m) => m.name as string))
+        client.collectDefaultMetrics(config)
+        for (const m of this.registry.getMetricsAsArray()) if (!before.has(m.name)) this.owned.push(m.name)
+      }
+    }
+  }
+
+  /**
+   * Register a metric, or reuse the same-named metric of the same shape a previous instance left in
+   * a shared registry (two Fastify instances, one registry): anything else is a clear error.
+   */
+  private adopt<T extends SeriesHistogram | SeriesGauge> (metric: T): T {
+    const existing = this.registry.getSingleMetric(metric.name)
+    if (existing !== undefined) {
+      if (existing.constructor === metric.constructor && sameShape(existing, metric)) return existing as T
+      throw new Error(`fastify-observability: the registry already has a different metric named "${metric.name}"; set metrics.prefix or pass another metrics.registry`)
+    }
+    this.registry.registerMetric(metric)
+    this.owned.push(metric.name)
+    return metric
+  }
+
+  forRoute (route: string): RouteMetrics {
+    return new RouteMetrics(this, route)
+  }
+
+  statusLabel (code: number): string {
+    return this.statusLabels[code] ??= this.groupStatusCodes ? `${Math.floor(code / 100)}xx` : String(code)
+  }
+
+  /** Release what this instance registered (the user's registry outlives the Fastify instance). */
+  close (): void {
+    for (const name of this.owned) this.registry.removeSingleMetric(name)
+    this.owned.length = 0
+  }
+}
+
+function sameShape (a: any, b: any): boolean {
+  if (a instanceof SeriesHistogram) {
+    return a.labelNames.join() === b.labelNames.join() && a.upperBounds.join() === b.upperBounds.join()
+  }
+  return a.labelName === b.labelName
+}

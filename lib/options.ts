@@ -1,0 +1,276 @@
+// Option types, defaults and validation. Everything is resolved once at register time;
+// the hot path only ever reads the frozen ResolvedOptions.
+import picomatch from 'picomatch'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { Attributes, TracerProvider, Span } from '@opentelemetry/api'
+
+/** The subset of prom-client's (and @prometheus-io/client's) module API this plugin uses. */
+export interface PromClientModule {
+  Registry: new (...args: any[]) => PromRegistry
+  collectDefaultMetrics: (config?: Record<string, unknown>) => void
+  register: PromRegistry
+}
+
+/** The subset of a prom-client Registry this plugin uses (shared by both client packages). */
+export interface PromRegistry {
+  registerMetric (metric: any): void
+  getSingleMetric (name: string): any
+  removeSingleMetric (name: string): void
+  getMetricsAsArray (): any[]
+  getMetricsAsJSON (): Promise<any[]>
+  metrics (): Promise<string>
+  readonly contentType: string
+}
+
+export type CustomLabelFn = (request: FastifyRequest, reply: FastifyReply) => string | number
+
+export interface MetricsOptions {
+  /** Path of the exposition route, or false to register no route. Default '/metrics'. */
+  endpoint?: string | false
+  /** Prefix for the plugin's HTTP metric names, e.g. 'myapp_'. Default ''. */
+  prefix?: string
+  /** Histogram buckets in seconds. Default: the OpenTelemetry HTTP semantic-convention advice. */
+  buckets?: number[]
+  /** Record status codes as '2xx', '3xx', ... instead of '200', '404'. Default false. */
+  groupStatusCodes?: boolean
+  /** Extra labels computed per request. Every distinct value is a new series: keep them bounded. */
+  customLabels?: Record<string, CustomLabelFn>
+  /** prom-client default process/Node.js metrics: true (default), false, or their config object. */
+  defaultMetrics?: boolean | Record<string, unknown>
+  /** Registry to register into. Default: a new Registry per plugin instance. */
+  registry?: PromRegistry
+  /** The client module every instrument comes from. Default require('prom-client'). */
+  client?: PromClientModule
+}
+
+export interface TracingOptions {
+  /** Tracer provider to use instead of the global one. */
+  tracerProvider?: TracerProvider
+  /** Called once per traced request, after the span started, to add attributes. */
+  requestHook?: (span: Span, request: FastifyRequest) => void
+  /** Record `url.query` (may contain secrets). Default false. */
+  captureQuery?: boolean
+}
+
+export interface ObservabilityOptions {
+  /** Globs over route patterns that are observed. Default: every route. */
+  include?: string[]
+  /** Globs over route patterns that are not observed; wins over include. Default: none. */
+  exclude?: string[]
+  /** Metrics options, or false to turn metrics off. */
+  metrics?: boolean | MetricsOptions
+  /** Tracing options, or false to turn tracing off. */
+  tracing?: boolean | TracingOptions
+}
+
+export interface ResolvedMetrics {
+  endpoint: string | false
+  prefix: string
+  buckets: number[]
+  groupStatusCodes: boolean
+  customLabels: Array<[string, CustomLabelFn]>
+  defaultMetrics: false | Record<string, unknown>
+  registry: PromRegistry | undefined
+  client: PromClientModule
+}
+
+export interface ResolvedTracing {
+  tracerProvider: TracerProvider | undefined
+  requestHook: ((span: Span, request: FastifyRequest) => void) | undefined
+  captureQuery: boolean
+  extraAttributes?: Attributes
+}
+
+export interface ResolvedOptions {
+  include: string[] | undefined
+  exclude: string[]
+  metrics: ResolvedMetrics | false
+  tracing: ResolvedTracing | false
+}
+
+/** OpenTelemetry's advice for http.server.request.duration, in seconds. */
+export const DEFAULT_BUCKETS = Object.freeze([0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10])
+
+const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/
+const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/
+const RESERVED_LABELS = new Set(['http_request_method', 'http_route', 'http_response_status_code', 'le', 'quantile'])
+
+// prefix/logLevel/logSerializers are Fastify's own register options, passed along to every plugin.
+const TOP_KEYS = ['include', 'exclude', 'metrics', 'tracing', 'prefix', 'logLevel', 'logSerializers']
+const METRICS_KEYS = ['endpoint', 'prefix', 'buckets', 'groupStatusCodes', 'customLabels', 'defaultMetrics', 'registry', 'client']
+const TRACING_KEYS = ['tracerProvider', 'requestHook', 'captureQuery']
+
+export class ObservabilityOptionError extends Error {
+  constructor (option: string, value: unknown, expected: string) {
+    super(`fastify-observability: option "${option}" ${expected}, got ${show(value)}`)
+    this.name = 'ObservabilityOptionError'
+  }
+}
+
+function show (value: unknown): string {
+  if (typeof value === 'function') return `function ${value.name || '(anonymous)'}`
+  if (typeof value === 'string') return JSON.stringify(value)
+  try {
+    const s = JSON.stringify(value)
+    if (s !== undefined) return s.length > 120 ? s.slice(0, 117) + '...' : s
+  } catch {}
+  return String(value)
+}
+
+function isPlainObject (value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value)
+}
+
+function checkKeys (obj: Record<string, unknown>, allowed: string[], path: string): void {
+  for (const key of Object.keys(obj)) {
+    if (!allowed.includes(key)) {
+      throw new ObservabilityOptionError(path + key, obj[key], `is not a known option (known: ${allowed.join(', ')})`)
+    }
+  }
+}
+
+function checkBoolean (value: unknown, name: string): boolean | undefined {
+  if (value !== undefined && typeof value !== 'boolean') throw new ObservabilityOptionError(name, value, 'must be a boolean')
+  return value as boolean | undefined
+}
+
+function resolveGlobs (value: unknown, name: string): string[] | undefined {
+  if (value === undefined) return undefined
+  if (!Array.isArray(value)) throw new ObservabilityOptionError(name, value, 'must be an array of glob strings')
+  value.forEach((glob, i) => {
+    if (typeof glob !== 'string' || glob.length === 0) {
+      throw new ObservabilityOptionError(`${name}[${i}]`, glob, 'must be a non-empty glob string')
+    }
+    // Route patterns always start with '/', so a glob that does not can never match: a typo.
+    if (glob[0] !== '/' && glob[0] !== '*') {
+      throw new ObservabilityOptionError(`${name}[${i}]`, glob, "must start with '/' or '*' (globs match route patterns like /api/users/:id)")
+    }
+    try {
+      picomatch.makeRe(glob, { strictBrackets: true, dot: true })
+    } catch (err) {
+      throw new ObservabilityOptionError(`${name}[${i}]`, glob, `is not a valid glob (${(err as Error).message})`)
+    }
+  })
+  return [...value]
+}
+
+function resolveMetrics (value: unknown): ResolvedMetrics | false {
+  if (value === false) return false
+  if (value === undefined || value === true) value = {}
+  if (!isPlainObject(value)) throw new ObservabilityOptionError('metrics', value, 'must be false or an object')
+  checkKeys(value, METRICS_KEYS, 'metrics.')
+  const o = value as MetricsOptions
+
+  let endpoint: string | false = '/metrics'
+  if (o.endpoint !== undefined) {
+    if (o.endpoint !== false && (typeof o.endpoint !== 'string' || o.endpoint[0] !== '/')) {
+      throw new ObservabilityOptionError('metrics.endpoint', o.endpoint, "must be a path starting with '/' or false")
+    }
+    endpoint = o.endpoint
+  }
+
+  const prefix = o.prefix ?? ''
+  if (typeof prefix !== 'string' || (prefix !== '' && !METRIC_NAME.test(prefix))) {
+    throw new ObservabilityOptionError('metrics.prefix', o.prefix, 'must be a string of letters, digits, _ and : not starting with a digit')
+  }
+
+  let buckets = [...DEFAULT_BUCKETS]
+  if (o.buckets !== undefined) {
+    if (!Array.isArray(o.buckets) || o.buckets.length === 0) {
+      throw new ObservabilityOptionError('metrics.buckets', o.buckets, 'must be a non-empty array of numbers')
+    }
+    for (let i = 0; i < o.buckets.length; i++) {
+      const b = o.buckets[i]
+      if (typeof b !== 'number' || !Number.isFinite(b)) {
+        throw new ObservabilityOptionError('metrics.buckets', o.buckets, `must hold finite numbers (index ${i} is not)`)
+      }
+      if (i > 0 && b <= o.buckets[i - 1]) {
+        throw new ObservabilityOptionError('metrics.buckets', o.buckets, 'must be strictly increasing')
+      }
+    }
+    buckets = [...o.buckets]
+  }
+
+  const groupStatusCodes = checkBoolean(o.groupStatusCodes, 'metrics.groupStatusCodes') ?? false
+
+  const customLabels: Array<[string, CustomLabelFn]> = []
+  if (o.customLabels !== undefined) {
+    if (!isPlainObject(o.customLabels)) {
+      throw new ObservabilityOptionError('metrics.customLabels', o.customLabels, 'must be an object of label name to function')
+    }
+    for (const [label, fn] of Object.entries(o.customLabels)) {
+      if (!LABEL_NAME.test(label) || label.startsWith('__') || RESERVED_LABELS.has(label)) {
+        throw new ObservabilityOptionError(`metrics.customLabels.${label}`, label, 'must be a valid Prometheus label name not used by the plugin')
+      }
+      if (typeof fn !== 'function') {
+        throw new ObservabilityOptionError(`metrics.customLabels.${label}`, fn, 'must be a function (request, reply) => string')
+      }
+      customLabels.push([label, fn])
+    }
+  }
+
+  let defaultMetrics: false | Record<string, unknown> = {}
+  if (o.defaultMetrics === false) defaultMetrics = false
+  else if (isPlainObject(o.defaultMetrics)) defaultMetrics = { ...o.defaultMetrics }
+  else if (o.defaultMetrics !== undefined && o.defaultMetrics !== true) {
+    throw new ObservabilityOptionError('metrics.defaultMetrics', o.defaultMetrics, 'must be a boolean or a prom-client collectDefaultMetrics config object')
+  }
+
+  if (o.registry !== undefined && (o.registry === null || typeof (o.registry as PromRegistry).registerMetric !== 'function' || typeof (o.registry as PromRegistry).getSingleMetric !== 'function')) {
+    throw new ObservabilityOptionError('metrics.registry', o.registry, 'must be a prom-client Registry')
+  }
+
+  let client: PromClientModule
+  if (o.client !== undefined) {
+    const c = o.client as Partial<PromClientModule> | null
+    if (c === null || typeof c !== 'object' || typeof c.Registry !== 'function' || typeof c.collectDefaultMetrics !== 'function') {
+      throw new ObservabilityOptionError('metrics.client', o.client, "must be the prom-client module (e.g. require('@prometheus-io/client'))")
+    }
+    client = c as PromClientModule
+  } else {
+    client = require('prom-client') as PromClientModule
+  }
+
+  return {
+    endpoint,
+    prefix,
+    buckets,
+    groupStatusCodes,
+    customLabels,
+    defaultMetrics,
+    registry: o.registry,
+    client
+  }
+}
+
+function resolveTracing (value: unknown): ResolvedTracing | false {
+  if (value === false) return false
+  if (value === undefined || value === true) value = {}
+  if (!isPlainObject(value)) throw new ObservabilityOptionError('tracing', value, 'must be false or an object')
+  checkKeys(value, TRACING_KEYS, 'tracing.')
+  const o = value as TracingOptions
+  if (o.tracerProvider !== undefined && (o.tracerProvider === null || typeof (o.tracerProvider as TracerProvider).getTracer !== 'function')) {
+    throw new ObservabilityOptionError('tracing.tracerProvider', o.tracerProvider, 'must be an OpenTelemetry TracerProvider')
+  }
+  if (o.requestHook !== undefined && typeof o.requestHook !== 'function') {
+    throw new ObservabilityOptionError('tracing.requestHook', o.requestHook, 'must be a function (span, request) => void')
+  }
+  return {
+    tracerProvider: o.tracerProvider,
+    requestHook: o.requestHook,
+    captureQuery: checkBoolean(o.captureQuery, 'tracing.captureQuery') ?? false
+  }
+}
+
+export function resolveOptions (options: unknown): ResolvedOptions {
+  if (options === undefined || options === null) options = {}
+  if (!isPlainObject(options)) throw new ObservabilityOptionError('options', options, 'must be an object')
+  checkKeys(options, TOP_KEYS, '')
+  // Fastify's own register options are fine here but are not ours to validate.
+  return {
+    include: resolveGlobs(options.include, 'include'),
+    exclude: resolveGlobs(options.exclude, 'exclude') ?? [],
+    metrics: resolveMetrics(options.metrics),
+    tracing: resolveTracing(options.tracing)
+  }
+}

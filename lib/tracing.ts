@@ -1,0 +1,135 @@
+// SERVER spans from Fastify's hooks, through @opentelemetry/api only (the user's SDK, any version).
+//
+// If @opentelemetry/instrumentation-http already started the SERVER span for this request, that
+// span is enriched (name, http.route, exception) instead of a second one being started.
+import { context, propagation, trace, SpanKind, SpanStatusCode } from '@opentelemetry/api'
+import type { Attributes, Context, Span, Tracer } from '@opentelemetry/api'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { ResolvedTracing } from './options'
+import { KNOWN_METHODS, OTHER_METHOD } from './metrics'
+
+const TRACER_NAME = 'fastify-observability'
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const TRACER_VERSION: string = require('../package.json').version
+
+/** Per-request tracing state, kept on the request under a symbol. */
+export interface RequestSpan {
+  span: Span
+  ctx: Context
+  /** true when instrumentation-http owns the span: we enrich it but never end it. */
+  borrowed: boolean
+  /** error.type of a thrown error, if any. */
+  errorType: string | undefined
+  errorMessage: string | undefined
+}
+
+/** What one route (and method) needs at request time, computed once in onRoute. */
+export class RouteTracing {
+  private readonly byMethod: Record<string, { name: string, attributes: Attributes }> = Object.create(null)
+
+  constructor (readonly route: string | undefined) {}
+
+  /** Span name and the attributes known before the request arrives (given to samplers). */
+  forMethod (method: string): { name: string, attributes: Attributes } {
+    let m = this.byMethod[method]
+    if (m === undefined) {
+      const known = KNOWN_METHODS.has(method)
+      const semMethod = known ? method : OTHER_METHOD
+      // Semconv: unknown methods are named 'HTTP'; without a route the name is the method alone.
+      const nameMethod = known ? method : 'HTTP'
+      const attributes: Attributes = { 'http.request.method': semMethod }
+      if (!known) attributes['http.request.method_original'] = method
+      if (this.route !== undefined) attributes['http.route'] = this.route
+      m = { name: this.route === undefined ? nameMethod : `${nameMethod} ${this.route}`, attributes }
+      // Unknown methods are not cached: they are unbounded input.
+      if (known) this.byMethod[method] = m
+    }
+    return m
+  }
+}
+
+function headerString (v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v.join(', ') : v
+}
+
+export class Tracing {
+  private readonly tracer: Tracer
+
+  constructor (private readonly options: ResolvedTracing) {
+    // The global API hands out a ProxyTracer that follows an SDK started after register.
+    this.tracer = options.tracerProvider !== undefined
+      ? options.tracerProvider.getTracer(TRACER_NAME, TRACER_VERSION)
+      : trace.getTracer(TRACER_NAME, TRACER_VERSION)
+  }
+
+  /** Start (or borrow) the SERVER span. The caller runs the rest of the request inside `ctx`. */
+  start (request: FastifyRequest, route: RouteTracing): RequestSpan {
+    const active = context.active()
+    const existing = trace.getSpan(active)
+    const { name, attributes } = route.forMethod(request.method)
+
+    // instrumentation-http's span for this very request is the active one while Fastify routes it.
+    if (existing !== undefined && (existing as unknown as { kind?: SpanKind }).kind === SpanKind.SERVER && existing.isRecording()) {
+      existing.updateName(name)
+      if (route.route !== undefined) existing.setAttribute('http.route', route.route)
+      return { span: existing, ctx: active, borrowed: true, errorType: undefined, errorMessage: undefined }
+    }
+
+    const parent = propagation.extract(active, request.headers)
+    const span = this.tracer.startSpan(name, { kind: SpanKind.SERVER, attributes }, parent)
+    if (span.isRecording()) this.describe(span, request)
+    return { span, ctx: trace.setSpan(parent, span), borrowed: false, errorType: undefined, errorMessage: undefined }
+  }
+
+  /** Per-request attributes, only computed for spans that are recorded. */
+  private describe (span: Span, request: FastifyRequest): void {
+    const url = request.url
+    const q = url.indexOf('?')
+    span.setAttribute('url.path', q === -1 ? url : url.slice(0, q))
+    if (this.options.captureQuery && q !== -1) span.setAttribute('url.query', url.slice(q + 1))
+    span.setAttribute('url.scheme', request.protocol)
+    const host = request.hostname
+    if (host) span.setAttribute('server.address', host)
+    const port = request.port
+    if (port) span.setAttribute('server.port', port)
+    if (request.ip) span.setAttribute('client.address', request.ip)
+    const ua = headerString(request.headers['user-agent'])
+    if (ua !== undefined) span.setAttribute('user_agent.original', ua)
+    span.setAttribute('network.protocol.version', request.raw.httpVersion)
+    if (this.options.requestHook !== undefined) {
+      try {
+        this.options.requestHook(span, request)
+      } catch (err) {
+        request.log.warn({ err }, 'fastify-observability: tracing.requestHook threw')
+      }
+    }
+  }
+
+  /** A thrown or rejected error: exception event and ERROR status. */
+  /** A thrown or rejected error: an exception event now; the status follows the response code. */
+  error (rs: RequestSpan, err: Error): void {
+    rs.span.recordException(err)
+    rs.errorType = err.name || err.constructor?.name || 'Error'
+    rs.errorMessage = err.message
+  }
+
+  end (rs: RequestSpan, reply: FastifyReply): void {
+    const code = reply.statusCode
+    const span = rs.span
+    // 4xx is the client's fault: UNSET, per the HTTP semantic conventions for SERVER spans.
+    if (code >= 500) {
+      span.setStatus({ code: SpanStatusCode.ERROR, message: rs.errorMessage })
+      span.setAttribute('error.type', rs.errorType ?? String(code))
+    }
+    if (rs.borrowed) return // instrumentation-http records the status code and ends its own span
+    span.setAttribute('http.response.status_code', code)
+    span.end()
+  }
+
+  abort (rs: RequestSpan): void {
+    if (rs.borrowed) return
+    rs.span.setAttribute('error.type', 'aborted')
+    rs.span.addEvent('request aborted by the client')
+    rs.span.end()
+  }
+}
