@@ -230,3 +230,7 @@ export {
   OPENMETRICS_CONTENT_TYPE
 }
 export type { ObservabilityOptions, MetricsOptions, TracingOptions, PromRegistry, PromClientModule, CustomLabelFn, MetricsHandler }
+
+// require('fastify-observability') returns the plugin itself, as with every Fastify plugin;
+// .default and the named exports stay reachable on it.
+module.exports = Object.assign(plugin, module.exports)
