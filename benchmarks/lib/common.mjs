@@ -27,7 +27,9 @@ export const DEFAULTS = {
   scrapeRoutes: 500,
   scrapeIterations: 30,
   memoryRequests: 100_000,
-  cpuProf: null
+  cpuProf: null,
+  retries: 2, // re-measure a variant whose server core was disturbed by other processes
+  quietWait: 30 // seconds to wait for an idle machine before each measurement (0: don't)
 }
 
 export const QUICK = {
@@ -37,10 +39,12 @@ export const QUICK = {
   rounds: 1,
   scrapeRoutes: 50,
   scrapeIterations: 5,
-  memoryRequests: 5_000
+  memoryRequests: 5_000,
+  retries: 0,
+  quietWait: 0
 }
 
-const NUMERIC = new Set(['connections', 'duration', 'warmup', 'rounds', 'scrapeRoutes', 'scrapeIterations', 'memoryRequests'])
+const NUMERIC = new Set(['retries', 'quietWait', 'connections', 'duration', 'warmup', 'rounds', 'scrapeRoutes', 'scrapeIterations', 'memoryRequests'])
 
 const camel = (s) => s.replace(/-([a-z])/g, (_, c) => c.toUpperCase())
 
@@ -58,7 +62,7 @@ export function parseArgs (argv = process.argv.slice(2)) {
     if (!(k in DEFAULTS)) throw new Error(`unknown option --${k}`)
     if (NUMERIC.has(k)) {
       const n = Number(v)
-      if (!Number.isFinite(n) || n <= 0) throw new Error(`--${k} must be a positive number`)
+      if (!Number.isFinite(n) || n < 0 || (n === 0 && k !== 'retries' && k !== 'quietWait')) throw new Error(`--${k} must be a positive number`)
       given[k] = n
     } else if (k === 'variants' || k === 'only') {
       given[k] = v.split(',').map((s) => s.trim()).filter(Boolean)
@@ -90,6 +94,8 @@ export const USAGE = `Usage: npm run bench -- [options]
   --scrape-iterations N scrapes per format (default 30)
   --memory-requests N   requests for the memory bench (default 100000)
   --out DIR             results directory (default benchmarks/results)
+  --retries N           re-measure a disturbed measurement up to N times (default 2)
+  --quiet-wait S        wait up to S s for an idle machine before each measurement (default 30)
   --cpu-prof DIR        run the servers with --cpu-prof, profiles written to DIR
   --quick               smoke test: 1 round, 1 s, 8 connections, small scrape/memory
 `
@@ -280,4 +286,99 @@ export function workloadPaths ({ mix = false } = {}) {
     if (r === 1 || r === 7 || r === 13) return '/api/health' // 15% static
     return p
   })
+}
+
+// ---------------------------------------------------------------- one-shot children
+
+/**
+ * Run `script` in a pinned child with BENCH_CHILD_PARAMS (JSON) in its
+ * environment and wait for its { type: 'result' } or { type: 'error' } message.
+ */
+export async function runChild (script, params, { core = 1, nodeArgs = [], timeoutMs = 300_000 } = {}) {
+  const child = spawnNode(script, { core, nodeArgs, env: { BENCH_CHILD_PARAMS: JSON.stringify(params) } })
+  try {
+    const m = await nextMessage(child, (x) => x?.type === 'result' || x?.type === 'error', timeoutMs)
+    if (m.type === 'error') return { ok: false, error: m.message }
+    return { ok: true, ...m.result }
+  } catch (err) {
+    return { ok: false, error: err.message }
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) {
+      const t = setTimeout(() => { try { child.kill('SIGKILL') } catch {} }, 5000)
+      try { child.disconnect() } catch {}
+      await child.exited
+      clearTimeout(t)
+    }
+  }
+}
+
+/** In a child started by runChild: its params, or null when run directly. */
+export function childParams () {
+  return process.env.BENCH_CHILD_PARAMS ? JSON.parse(process.env.BENCH_CHILD_PARAMS) : null
+}
+
+/** In a child started by runChild: run fn(params) and send its result, then exit. */
+export async function childMain (fn) {
+  const params = childParams()
+  try {
+    const result = await fn(params)
+    process.send({ type: 'result', result })
+  } catch (err) {
+    process.send({ type: 'error', message: err && err.stack ? err.stack.split('\n').slice(0, 3).join(' | ') : String(err) })
+  }
+  process.disconnect()
+}
+
+/** Lines of a Prometheus/OpenMetrics exposition that are samples (not comments/blank/EOF). */
+export function countSamples (text) {
+  let n = 0
+  for (const line of text.split('\n')) if (line && line[0] !== '#') n++
+  return n
+}
+
+// ---------------------------------------------------------------- interference
+
+/** Busy and total jiffies per CPU from /proc/stat (Linux), or null. */
+export function cpuTimes () {
+  try {
+    const out = {}
+    for (const line of readFileSync('/proc/stat', 'utf8').split('\n')) {
+      const m = /^cpu(\d+)\s+(.*)$/.exec(line)
+      if (!m) continue
+      const v = m[2].trim().split(/\s+/).map(Number)
+      const idle = v[3] + (v[4] || 0)
+      const total = v.slice(0, 8).reduce((a, b) => a + b, 0)
+      out[m[1]] = { busy: total - idle, total }
+    }
+    return out
+  } catch {
+    return null
+  }
+}
+
+/** Busy fraction of `core` between two cpuTimes() snapshots. */
+export function coreBusy (a, b, core) {
+  if (!a || !b || !a[core] || !b[core]) return null
+  const total = b[core].total - a[core].total
+  return total > 0 ? (b[core].busy - a[core].busy) / total : null
+}
+
+/**
+ * Wait until the machine is idle (every core under `threshold` busy over a
+ * 500 ms sample), for at most `maxWaitS` seconds. Other work on this machine
+ * (builds, tests) would otherwise share the cores with the measurement.
+ */
+export async function waitQuiet ({ threshold = 0.15, maxWaitS = 30 } = {}) {
+  const start = Date.now()
+  let last = null
+  while (true) {
+    const a = cpuTimes()
+    if (!a) return { quiet: null, waitedS: 0 }
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    const b = cpuTimes()
+    last = Math.max(...Object.keys(b).map((c) => coreBusy(a, b, c) ?? 0))
+    const waitedS = (Date.now() - start) / 1000
+    if (last < threshold) return { quiet: true, waitedS: round(waitedS, 1), busy: round(last, 3) }
+    if (waitedS >= maxWaitS) return { quiet: false, waitedS: round(waitedS, 1), busy: round(last, 3) }
+  }
 }
