@@ -1,0 +1,68 @@
+/**
+ * ESM preload: `node --import fastify-observability/register app.mjs`
+ *
+ * 1. Registers the OpenTelemetry ESM loader hook (import-in-the-middle, as shipped
+ *    by @opentelemetry/instrumentation in hook.mjs) with `module.register()`, in the
+ *    "only modules that an instrumentation hooks" mode (createAddHookMessageChannel),
+ *    so ESM `import`s of instrumented modules are patched and nothing else is wrapped.
+ * 2. Starts the SDK from the OTEL_* environment variables with the same code as the
+ *    CommonJS preload (the CJS build of ./sdk, shared through require's cache), and
+ *    flushes it on SIGTERM / SIGINT / 'beforeExit'.
+ * 3. Waits until the loader has acknowledged every hooked module, so the application's
+ *    static imports are instrumented.
+ */
+import { createRequire, register } from 'node:module'
+import type { RegisterOptions } from 'node:module'
+import { dirname, join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { isMainThread } from 'node:worker_threads'
+import type * as Sdk from './sdk.js'
+
+interface HookChannel {
+  registerOptions: RegisterOptions<unknown>
+  waitForAllMessagesAcknowledged (): Promise<void>
+}
+
+const require = createRequire(import.meta.url)
+const sdk = require('./sdk.js') as typeof Sdk
+
+/**
+ * Finds @opentelemetry/instrumentation the way the SDK sees it (from sdk-node's
+ * location first) and import-in-the-middle next to it, so the loader hook and the
+ * instrumentations' `Hook()` calls share one import-in-the-middle.
+ */
+function locateHook (): { hookUrl: string, iitm: { createAddHookMessageChannel?: () => HookChannel } | undefined } {
+  let instrumentationPkg: string
+  try {
+    instrumentationPkg = createRequire(require.resolve('@opentelemetry/sdk-node'))
+      .resolve('@opentelemetry/instrumentation/package.json')
+  } catch {
+    instrumentationPkg = require.resolve('@opentelemetry/instrumentation/package.json')
+  }
+  const hookUrl = pathToFileURL(join(dirname(instrumentationPkg), 'hook.mjs')).href
+  let iitm
+  try {
+    iitm = createRequire(instrumentationPkg)('import-in-the-middle')
+  } catch {
+    iitm = undefined
+  }
+  return { hookUrl, iitm }
+}
+
+if (isMainThread) {
+  // Validate first: invalid configuration throws before any hook is installed.
+  const config = sdk.resolveTelemetryConfig()
+  let channel: HookChannel | undefined
+  if (!config.disabled) {
+    const { hookUrl, iitm } = locateHook()
+    if (typeof iitm?.createAddHookMessageChannel === 'function') {
+      channel = iitm.createAddHookMessageChannel()
+      register(hookUrl, import.meta.url, channel.registerOptions as RegisterOptions<unknown>)
+    } else {
+      register(hookUrl, import.meta.url)
+    }
+  }
+  const handle = sdk.startTelemetry()
+  sdk.registerShutdownHooks(handle)
+  if (channel) await channel.waitForAllMessagesAcknowledged()
+}
