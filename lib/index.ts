@@ -116,6 +116,7 @@ function observability (fastify: FastifyInstance, opts: ObservabilityOptions, do
       const rs = (tracing as Tracing).start(request, state.tracing)
       request[kSpan] = rs
       // Later hooks and the handler run inside the span's context, so their spans are children.
+      // Fastify's body parsing keeps this context (content-type-parser runs in an AsyncResource).
       context.with(rs.ctx, next)
       return
     }
@@ -160,13 +161,6 @@ function observability (fastify: FastifyInstance, opts: ObservabilityOptions, do
       const rs = (req as ObservedRequest)[kSpan]
       if (rs !== null) (tracing as Tracing).error(rs, error)
       next()
-    })
-    // A request body is read from socket events, outside the context onRequest entered: enter it
-    // again so the handler of a POST still runs inside its span.
-    fastify.addHook('preValidation', function reenterSpan (req: FastifyRequest, _reply: FastifyReply, next: HookHandlerDoneFunction) {
-      const rs = (req as ObservedRequest)[kSpan]
-      if (rs !== null && req.body !== undefined) context.with(rs.ctx, next)
-      else next()
     })
   }
 

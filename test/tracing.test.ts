@@ -1,0 +1,199 @@
+// Spans from the plugin's hooks, through the global OpenTelemetry API with a real SDK in memory.
+import t from 'tap'
+import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node'
+import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base'
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base'
+import { trace, context, SpanKind, SpanStatusCode } from '@opentelemetry/api'
+import Fastify from 'fastify'
+import type { FastifyInstance } from 'fastify'
+import { request as httpRequest } from 'node:http'
+import observability from '../lib/index'
+import type { ObservabilityOptions } from '../lib/index'
+
+const exporter = new InMemorySpanExporter()
+const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] })
+provider.register() // global provider, AsyncLocalStorage context manager, W3C trace context + baggage
+t.teardown(() => provider.shutdown())
+
+const TRACE_ID = '0af7651916cd43dd8448eb211c80319c'
+const PARENT_ID = 'b7ad6b7169203331'
+const traceparent = `00-${TRACE_ID}-${PARENT_ID}-01`
+
+async function appWith (t: Tap.Test, options: ObservabilityOptions = {}): Promise<FastifyInstance> {
+  exporter.reset()
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(observability, { metrics: false, ...options })
+  return app
+}
+
+function serverSpans (): ReadableSpan[] {
+  return exporter.getFinishedSpans().filter((s) => s.kind === SpanKind.SERVER)
+}
+
+t.test('a SERVER span named {method} {route} with the stable HTTP attributes', async (t) => {
+  const app = await appWith(t)
+  app.get('/api/users/:id', async () => ({ ok: true }))
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = (app.server.address() as { port: number }).port
+  const res = await fetch(`http://127.0.0.1:${port}/api/users/42?secret=1`, { headers: { 'user-agent': 'tap-test/1.0', traceparent } })
+  t.equal(res.status, 200)
+  await res.text()
+  const [span, ...rest] = serverSpans()
+  t.equal(rest.length, 0, 'exactly one server span')
+  t.equal(span.name, 'GET /api/users/:id')
+  t.equal(span.spanContext().traceId, TRACE_ID, "the incoming traceparent's trace id is kept")
+  t.equal(span.parentSpanContext?.spanId, PARENT_ID)
+  t.same(span.attributes, {
+    'http.request.method': 'GET',
+    'http.route': '/api/users/:id',
+    'url.path': '/api/users/42',
+    'url.scheme': 'http',
+    'server.address': '127.0.0.1',
+    'server.port': port,
+    'client.address': '127.0.0.1',
+    'user_agent.original': 'tap-test/1.0',
+    'network.protocol.version': '1.1',
+    'http.response.status_code': 200
+  }, 'no url.query unless enabled')
+  t.equal(span.status.code, SpanStatusCode.UNSET)
+})
+
+t.test('url.query when enabled; requestHook adds attributes', async (t) => {
+  const app = await appWith(t, { tracing: { captureQuery: true, requestHook: (span, req) => { span.setAttribute('app.tenant', String(req.headers['x-tenant'])) } } })
+  app.get('/q', async () => 'q')
+  await app.inject({ url: '/q?a=1&b=2', headers: { 'x-tenant': 'acme' } })
+  const [span] = serverSpans()
+  t.equal(span.attributes['url.query'], 'a=1&b=2')
+  t.equal(span.attributes['app.tenant'], 'acme')
+})
+
+t.test('5xx and thrown errors: ERROR with an exception event; 4xx: UNSET', async (t) => {
+  const app = await appWith(t)
+  class PaymentError extends Error { override name = 'PaymentError' }
+  app.get('/throw', async () => { throw new PaymentError('card declined') })
+  app.get('/503', async (req, reply) => reply.code(503).send('down'))
+  app.get('/404', async (req, reply) => reply.code(404).send('nope'))
+  await app.inject('/throw')
+  await app.inject('/503')
+  await app.inject('/404')
+  const byName = new Map(serverSpans().map((s) => [s.name, s]))
+  const thrown = byName.get('GET /throw') as ReadableSpan
+  t.equal(thrown.status.code, SpanStatusCode.ERROR)
+  t.equal(thrown.status.message, 'card declined')
+  t.equal(thrown.attributes['error.type'], 'PaymentError')
+  t.equal(thrown.attributes['http.response.status_code'], 500)
+  const ev = thrown.events.find((e) => e.name === 'exception')
+  t.equal(ev?.attributes?.['exception.type'], 'PaymentError')
+  t.equal(ev?.attributes?.['exception.message'], 'card declined')
+  t.match(String(ev?.attributes?.['exception.stacktrace']), /PaymentError: card declined\n\s+at /)
+  const s503 = byName.get('GET /503') as ReadableSpan
+  t.equal(s503.status.code, SpanStatusCode.ERROR)
+  t.equal(s503.attributes['error.type'], '503')
+  const s404 = byName.get('GET /404') as ReadableSpan
+  t.equal(s404.status.code, SpanStatusCode.UNSET)
+  t.equal(s404.attributes['error.type'], undefined)
+})
+
+t.test('unmatched requests: span named by the method alone, no http.route', async (t) => {
+  const app = await appWith(t)
+  await app.inject('/nowhere/123')
+  const [span] = serverSpans()
+  t.equal(span.name, 'GET')
+  t.equal(span.attributes['http.route'], undefined)
+  t.equal(span.attributes['http.response.status_code'], 404)
+})
+
+t.test('config.tracing: false and excluded globs produce no span', async (t) => {
+  const app = await appWith(t, { exclude: ['/static/**'] })
+  app.get('/api/a', async () => 'a')
+  app.get('/api/quiet', { config: { tracing: false } }, async () => 'q')
+  app.get('/static/*', async () => 's')
+  await app.inject('/api/quiet')
+  await app.inject('/static/x.css')
+  await app.inject('/api/a')
+  t.same(serverSpans().map((s) => s.name), ['GET /api/a'])
+})
+
+t.test('the handler and later hooks run inside the span: their spans are children (GET and POST)', async (t) => {
+  const app = await appWith(t)
+  const tracer = trace.getTracer('test')
+  app.addHook('preHandler', async () => { tracer.startSpan('preHandler-work').end() })
+  const handler = async (): Promise<string> => {
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    tracer.startActiveSpan('db.query', (s) => s.end())
+    return 'ok'
+  }
+  app.get('/work', handler)
+  app.post('/work', handler)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+  await (await fetch(`${base}/work`)).text()
+  // A real socket: the body arrives in later 'data' events, outside the onRequest context.
+  await new Promise<void>((resolve, reject) => {
+    const req = httpRequest(`${base}/work`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': 7 } }, (res) => { res.resume(); res.on('end', resolve) })
+    req.on('error', reject)
+    req.flushHeaders()
+    setTimeout(() => req.end('{"a":1}'), 50)
+  })
+  const servers = serverSpans()
+  t.equal(servers.length, 2)
+  for (const server of servers) {
+    const children = exporter.getFinishedSpans().filter((s) => s.parentSpanContext?.spanId === server.spanContext().spanId)
+    t.same(children.map((c) => c.name).sort(), ['db.query', 'preHandler-work'], `${server.name} has both children`)
+    for (const c of children) t.equal(c.spanContext().traceId, server.spanContext().traceId)
+  }
+})
+
+t.test('baggage is extracted into the request context', async (t) => {
+  const app = await appWith(t)
+  const { propagation } = await import('@opentelemetry/api')
+  let seen: string | undefined
+  app.get('/b', async () => {
+    seen = propagation.getBaggage(context.active())?.getEntry('tenant')?.value
+    return 'b'
+  })
+  await app.inject({ url: '/b', headers: { traceparent, baggage: 'tenant=acme' } })
+  t.equal(seen, 'acme')
+})
+
+t.test('a client abort ends the span: nothing left open', async (t) => {
+  const app = await appWith(t)
+  let entered: () => void = () => {}
+  const inHandler = new Promise<void>((resolve) => { entered = resolve })
+  let aborted: () => void = () => {}
+  const abortSeen = new Promise<void>((resolve) => { aborted = resolve })
+  app.addHook('onRequestAbort', async (_req) => { aborted() })
+  app.get('/hang', async () => { entered(); await new Promise((resolve) => setTimeout(resolve, 300)); return 'late' })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = (app.server.address() as { port: number }).port
+  const req = httpRequest({ host: '127.0.0.1', port, path: '/hang' })
+  req.on('error', () => {})
+  req.end()
+  await inHandler
+  req.destroy()
+  await abortSeen
+  const [span] = serverSpans()
+  t.equal(span?.name, 'GET /hang', 'span ended at the abort, before the handler finished')
+  t.equal(span.attributes['error.type'], 'aborted')
+  await new Promise((resolve) => setTimeout(resolve, 350))
+  t.equal(serverSpans().length, 1, 'not ended twice')
+})
+
+t.test('a custom tracer provider is used instead of the global one', async (t) => {
+  const mine = new InMemorySpanExporter()
+  const custom = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(mine)] })
+  t.teardown(() => custom.shutdown())
+  const app = await appWith(t, { tracing: { tracerProvider: custom } })
+  app.get('/c', async () => 'c')
+  await app.inject('/c')
+  t.equal(mine.getFinishedSpans().length, 1)
+  t.equal(serverSpans().length, 0)
+})
+
+t.test('tracing: false starts nothing', async (t) => {
+  const app = await appWith(t, { tracing: false })
+  app.get('/n', async () => 'n')
+  await app.inject('/n')
+  t.equal(exporter.getFinishedSpans().length, 0)
+})
