@@ -1,0 +1,143 @@
+// Markdown rendering and target evaluation for a results object.
+import { targetFor, VARIANTS } from '../throughput.mjs'
+import { SCRAPE_TARGET_MS } from '../scrape.mjs'
+
+const fmt = (x, d = 2) => (x == null ? '–' : Number(x).toFixed(d))
+const fmtInt = (x) => (x == null ? '–' : Math.round(x).toLocaleString('en-US'))
+const ratio = (x) => (x == null ? '' : ` (${Number(x).toFixed(2)}×)`)
+
+/** Evaluate the project's performance targets against a results object. */
+export function evaluateTargets (results) {
+  const out = []
+  const node = results.meta.machine.node
+  const v = results.throughput?.variants ?? {}
+  const eff = (n) => v[n]?.ratios?.efficiency ?? null
+  for (const name of ['plugin-metrics', 'plugin-nosdk', 'plugin-full-sdk', 'plugin-full-sdk-http']) {
+    const target = targetFor(name, node)
+    if (target == null || !v[name]) continue
+    const value = eff(name)
+    out.push({ id: `${name}.efficiency`, description: `${name} efficiency ≥ ${target}`, target, value, met: value == null ? null : value >= target })
+    const peer = VARIANTS.find((x) => x.name === name)?.peer
+    if (peer && v[peer]) {
+      const pv = eff(peer)
+      out.push({ id: `${name}.vs.${peer}`, description: `${name} ahead of ${peer}`, target: pv, value, met: value == null || pv == null ? null : value > pv })
+    }
+  }
+  const s = results.scrape?.subjects?.plugin
+  if (s) {
+    for (const f of ['prometheus', 'openmetrics']) {
+      const value = s.ok ? s.formats?.[f]?.medianMs ?? null : null
+      out.push({
+        id: `scrape.${f}`,
+        description: `${results.scrape.routes}-route scrape (${f}) < ${SCRAPE_TARGET_MS} ms`,
+        target: SCRAPE_TARGET_MS,
+        value,
+        met: value == null ? null : value < SCRAPE_TARGET_MS && (f !== 'openmetrics' || s.formats[f].negotiated)
+      })
+    }
+  }
+  const m = results.memory?.subjects?.plugin
+  if (m?.ok) {
+    out.push({ id: 'memory.series', description: 'HTTP series unchanged by random unmatched paths/methods', target: 0, value: m.httpSeriesGrowth, met: m.httpSeriesGrowth === 0 })
+  }
+  return out
+}
+
+export function throughputTable (results) {
+  const t = results.throughput
+  if (!t) return ''
+  const rows = [
+    '| Variant | CPU µs/req | Efficiency | req/s | p50 ms | p99 ms | Peak RSS MB | Spans/req | Target |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |'
+  ]
+  for (const [name, v] of Object.entries(t.variants)) {
+    if (!v.median) {
+      rows.push(`| \`${name}\` | ${v.status}: ${String(v.error ?? '').replace(/\|/g, '\\|').slice(0, 100)} | | | | | | | |`)
+      continue
+    }
+    const m = v.median
+    const r = v.ratios ?? {}
+    const target = v.target == null ? '' : `≥ ${v.target} ${r.efficiency >= v.target ? '✅' : '❌'}`
+    rows.push(`| \`${name}\` | ${fmt(m.cpuPerReqUs)} | **${fmt(r.efficiency)}** | ${fmtInt(m.rps)}${ratio(r.rps)} | ${fmt(m.latencyP50Ms, 3)}${ratio(r.latencyP50)} | ${fmt(m.latencyP99Ms, 3)}${ratio(r.latencyP99)} | ${fmt(m.peakRssMB, 1)}${ratio(r.peakRss)} | ${m.spansPerReq == null ? '–' : fmt(m.spansPerReq, 2)} | ${target} |`)
+  }
+  return rows.join('\n')
+}
+
+export function scrapeTable (results) {
+  const s = results.scrape
+  if (!s) return ''
+  const rows = [
+    `| Subject | Format | Median ms | p90 ms | Samples | Size | Served as |`,
+    '| --- | --- | ---: | ---: | ---: | ---: | --- |'
+  ]
+  for (const [name, x] of Object.entries(s.subjects)) {
+    if (!x.ok) { rows.push(`| ${name} | failed: ${String(x.error).slice(0, 100)} | | | | | |`); continue }
+    for (const [f, y] of Object.entries(x.formats)) {
+      rows.push(`| ${name} | ${f} | ${fmt(y.medianMs)} | ${fmt(y.p90Ms)} | ${fmtInt(y.samples)} | ${(y.bytes / 2 ** 20).toFixed(2)} MiB | \`${y.contentType.split(';')[0]}\`${y.negotiated ? '' : ' (not negotiated)'} |`)
+    }
+  }
+  return rows.join('\n')
+}
+
+export function memoryTable (results) {
+  const m = results.memory
+  if (!m) return ''
+  const rows = [
+    '| Subject | Series fresh → after warm-up → after | HTTP series growth | Heap MB before → after | RSS MB before → after |',
+    '| --- | --- | ---: | --- | --- |'
+  ]
+  for (const [name, x] of Object.entries(m.subjects)) {
+    if (!x.ok) { rows.push(`| ${name} | failed: ${String(x.error).slice(0, 100)} | | | |`); continue }
+    rows.push(`| ${name} | ${fmtInt(x.fresh.series)} → ${fmtInt(x.before.series)} → ${fmtInt(x.after.series)} | ${fmtInt(x.httpSeriesGrowth)} | ${fmt(x.before.heapUsedMB, 1)} → ${fmt(x.after.heapUsedMB, 1)} | ${fmt(x.before.rssMB, 0)} → ${fmt(x.after.rssMB, 0)} |`)
+  }
+  return rows.join('\n')
+}
+
+export function targetsTable (results) {
+  const rows = ['| Target | Value | Met |', '| --- | ---: | :---: |']
+  for (const t of results.targets ?? []) {
+    rows.push(`| ${t.description} | ${t.value == null ? '–' : t.value}${t.id.includes('.vs.') && t.target != null ? ` vs ${t.target}` : ''} | ${t.met == null ? '–' : t.met ? '✅' : '❌'} |`)
+  }
+  return rows.join('\n')
+}
+
+export function renderMarkdown (results) {
+  const { meta, options } = results
+  const pk = meta.packages
+  const lines = []
+  lines.push(`### Node ${meta.machine.node} — ${meta.date.slice(0, 10)}`)
+  lines.push('')
+  lines.push(`- Machine: ${meta.machine.cpuModel}, ${meta.machine.cores} cores, ${meta.machine.memoryGiB} GiB, ${meta.machine.platform}; load average at start ${meta.machine.loadavg.join(' / ')}`)
+  lines.push(`- Node ${meta.machine.node} (V8 ${meta.machine.v8}); fastify ${pk.fastify}, prom-client ${pk['prom-client']}, fastify-metrics ${pk['fastify-metrics']}, @fastify/otel ${pk['@fastify/otel']}, @opentelemetry/sdk-node ${pk['@opentelemetry/sdk-node']}, sdk-trace-base ${pk['@opentelemetry/sdk-trace-base']}, instrumentation-http ${pk['@opentelemetry/instrumentation-http']}, autocannon ${pk.autocannon}; fastify-observability ${pk['fastify-observability']} @ ${meta.gitCommit ?? '?'}`)
+  lines.push(`- Command: \`${meta.command}\``)
+  if (results.throughput) {
+    const t = results.throughput
+    lines.push(`- Throughput: ${t.options.workload}; ${options.connections} connections, ${options.warmup} s warm-up + ${options.duration} s measured, ${options.rounds} round(s), medians; pinning: ${t.pinning.enabled ? `server \`${t.pinning.server}\`, autocannon \`${t.pinning.load}\`` : `none (${t.pinning.reason})`}`)
+  }
+  lines.push('')
+  if (results.throughput) {
+    lines.push('Efficiency = bare CPU µs/req ÷ variant CPU µs/req (higher is better, 1.00 = free). Ratios in brackets are to `bare` in the same run.')
+    lines.push('')
+    lines.push(throughputTable(results))
+    lines.push('')
+  }
+  if (results.scrape) {
+    lines.push(`Scrape of ${results.scrape.routes} routes × 5 status codes × 2 methods (${fmtInt(results.scrape.seriesTarget)} label sets), median of ${results.scrape.iterations} scrapes via \`app.inject\`:`)
+    lines.push('')
+    lines.push(scrapeTable(results))
+    lines.push('')
+  }
+  if (results.memory) {
+    lines.push(`Memory after ${fmtInt(results.memory.requests)} requests to random unmatched paths with random methods (after GC):`)
+    lines.push('')
+    lines.push(memoryTable(results))
+    lines.push('')
+  }
+  if (results.targets?.length) {
+    lines.push('Targets:')
+    lines.push('')
+    lines.push(targetsTable(results))
+    lines.push('')
+  }
+  return lines.join('\n')
+}
