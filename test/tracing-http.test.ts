@@ -1,0 +1,94 @@
+// With @opentelemetry/instrumentation-http active (as with auto-instrumentations-node) the plugin
+// must enrich the SERVER span that instrumentation started instead of starting a second one.
+import t from 'tap'
+import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node'
+import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base'
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base'
+import { registerInstrumentations } from '@opentelemetry/instrumentation'
+import { HttpInstrumentation } from '@opentelemetry/instrumentation-http'
+import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api'
+import type { FastifyInstance } from 'fastify'
+
+const exporter = new InMemorySpanExporter()
+const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] })
+provider.register()
+registerInstrumentations({ instrumentations: [new HttpInstrumentation()] })
+t.teardown(() => provider.shutdown())
+
+// Loaded after the instrumentation is enabled, as a preload would do.
+/* eslint-disable @typescript-eslint/no-var-requires */
+const Fastify = require('fastify') as typeof import('fastify').default
+const observability = require('../lib/index') as typeof import('../lib/index').default
+
+const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736'
+const PARENT_ID = '00f067aa0ba902b7'
+
+async function listen (t: Tap.Test, app: FastifyInstance): Promise<string> {
+  t.teardown(() => app.close())
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  return `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+}
+
+function spans (kind: SpanKind): ReadableSpan[] {
+  return exporter.getFinishedSpans().filter((s) => s.kind === kind)
+}
+
+t.test('one SERVER span: instrumentation-http started it, the plugin named and enriched it', async (t) => {
+  exporter.reset()
+  const app = Fastify()
+  await app.register(observability, { metrics: false })
+  const tracer = trace.getTracer('test')
+  app.get('/api/users/:id', async () => { tracer.startSpan('db.query').end(); return 'u' })
+  app.get('/boom', async () => { throw new TypeError('bad thing') })
+  const base = await listen(t, app)
+  const res = await fetch(`${base}/api/users/9`, { headers: { traceparent: `00-${TRACE_ID}-${PARENT_ID}-01` } })
+  await res.text()
+  await (await fetch(`${base}/boom`)).text()
+  await new Promise((resolve) => setTimeout(resolve, 50)) // instrumentation-http ends its span on 'finish'
+  const servers = spans(SpanKind.SERVER)
+  t.equal(servers.length, 2, 'no duplicate server span')
+  const span = servers.find((s) => s.attributes['http.route'] === '/api/users/:id') as ReadableSpan
+  t.equal(span.name, 'GET /api/users/:id')
+  t.equal(span.instrumentationScope.name, '@opentelemetry/instrumentation-http')
+  t.equal(span.spanContext().traceId, TRACE_ID)
+  t.equal(span.parentSpanContext?.spanId, PARENT_ID)
+  const child = exporter.getFinishedSpans().find((s) => s.name === 'db.query')
+  t.equal(child?.parentSpanContext?.spanId, span.spanContext().spanId, "handler's span is a child of the http span")
+
+  const boom = servers.find((s) => s.attributes['http.route'] === '/boom') as ReadableSpan
+  t.equal(boom.name, 'GET /boom')
+  t.equal(boom.status.code, SpanStatusCode.ERROR)
+  t.equal(boom.events.find((e) => e.name === 'exception')?.attributes?.['exception.message'], 'bad thing')
+  t.equal(boom.attributes['error.type'], 'TypeError')
+})
+
+t.test('fetch from a handler to a second app: one trace across both, parent links right', async (t) => {
+  exporter.reset()
+  const second = Fastify()
+  await second.register(observability, { metrics: false })
+  second.get('/inventory/:sku', async () => ({ stock: 3 }))
+  const secondBase = await listen(t, second)
+
+  const first = Fastify()
+  await first.register(observability, { metrics: false })
+  first.get('/orders/:id', async () => {
+    // Node's fetch (undici) is not patched by instrumentation-http; use node:http like most clients.
+    const { get } = await import('node:http')
+    const body = await new Promise<string>((resolve, reject) => {
+      get(`${secondBase}/inventory/abc`, (r) => { let d = ''; r.on('data', (c) => { d += c }); r.on('end', () => resolve(d)) }).on('error', reject)
+    })
+    return JSON.parse(body)
+  })
+  const firstBase = await listen(t, first)
+  const res = await fetch(`${firstBase}/orders/1`)
+  t.same(await res.json(), { stock: 3 })
+  await new Promise((resolve) => setTimeout(resolve, 50))
+
+  const servers = spans(SpanKind.SERVER)
+  const orders = servers.find((s) => s.name === 'GET /orders/:id') as ReadableSpan
+  const inventory = servers.find((s) => s.name === 'GET /inventory/:sku') as ReadableSpan
+  const client = spans(SpanKind.CLIENT).find((s) => s.parentSpanContext?.spanId === orders.spanContext().spanId) as ReadableSpan
+  t.ok(orders && inventory && client, 'server, client, server spans')
+  t.equal(inventory.spanContext().traceId, orders.spanContext().traceId, 'one trace')
+  t.equal(inventory.parentSpanContext?.spanId, client.spanContext().spanId, 'second server span is the child of the outgoing call')
+})
