@@ -1,0 +1,71 @@
+import t from 'tap'
+import client from 'prom-client'
+import { prefersOpenMetrics, render } from '../lib/exposition'
+import { SeriesHistogram, SeriesGauge } from '../lib/metrics'
+
+t.test('content negotiation', async (t) => {
+  const prometheus2 = 'application/openmetrics-text;version=1.0.0;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2'
+  const prometheus3 = 'application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2'
+  const textOnly = 'text/plain;version=0.0.4;q=1,*/*;q=0.1'
+  t.equal(prefersOpenMetrics(prometheus2), true)
+  t.equal(prefersOpenMetrics(prometheus3), true)
+  t.equal(prefersOpenMetrics(textOnly), false)
+  t.equal(prefersOpenMetrics(undefined), false)
+  t.equal(prefersOpenMetrics('*/*'), false)
+  t.equal(prefersOpenMetrics('application/openmetrics-text'), true)
+  t.equal(prefersOpenMetrics('application/openmetrics-text; version=2.0.0'), false, 'unknown version')
+  t.equal(prefersOpenMetrics('application/openmetrics-text;q=0.2,text/plain;q=0.9'), false, 'q decides')
+  t.equal(prefersOpenMetrics('application/openmetrics-text;q=0'), false)
+  t.equal(prefersOpenMetrics('application/openmetrics-text;q=garbage'), false)
+})
+
+async function bothFormats (setup: (r: client.Registry) => void): Promise<{ text: string, om: string, reference: string }> {
+  const registry = new client.Registry()
+  setup(registry)
+  return { text: await render(registry as any, false), om: await render(registry as any, true), reference: await registry.metrics() }
+}
+
+t.test("prom-client metrics: text equals prom-client's own rendering; OpenMetrics names counters right", async (t) => {
+  const { text, om, reference } = await bothFormats((registry) => {
+    const c = new client.Counter({ name: 'jobs_total', help: 'Jobs "done"\\n', labelNames: ['queue'], registers: [registry] })
+    c.inc({ queue: 'a"b\\c\nd' }, 2)
+    const g = new client.Gauge({ name: 'temp', help: 'Temp.', registers: [registry] })
+    g.set(-1.5)
+    const h = new client.Histogram({ name: 'size_bytes', help: 'Size.', buckets: [1, 10], registers: [registry] })
+    h.observe(5)
+    const s = new client.Summary({ name: 'lat', help: 'Lat.', percentiles: [0.5], registers: [registry] })
+    s.observe(3)
+  })
+  t.equal(text.trim(), reference.trim(), 'same bytes as prom-client for the text format')
+  t.match(om, /# TYPE jobs counter\njobs_total\{queue="a\\"b\\\\c\\nd"\} 2\n/)
+  t.match(om, /# HELP jobs Jobs \\"done\\"\\\\n\n/, 'OpenMetrics escapes quotes in HELP')
+  t.match(om, /size_bytes_bucket\{le="\+Inf"\} 1\n/)
+  t.match(om, /lat\{quantile="0.5"\} 3\n/)
+  t.ok(om.endsWith('# EOF\n'))
+  t.notOk(text.includes('# EOF'))
+})
+
+t.test("the plugin's own instruments render like prom-client's, plus exemplars only in OpenMetrics", async (t) => {
+  const registry = new client.Registry()
+  const mine = new SeriesHistogram('d_seconds', 'D.', ['method', 'route'], [0.1, 1])
+  mine.enableExemplars = true
+  registry.registerMetric(mine as any)
+  mine.seriesFor(['GET', '/a']).observe(0.05)
+  mine.seriesFor(['GET', '/a']).observeWithExemplar(0.5, '0af7651916cd43dd8448eb211c80319c', 'b7ad6b7169203331')
+  mine.seriesFor(['POST', '/b']).observe(3)
+  const g = new SeriesGauge('active', 'A.', 'method')
+  registry.registerMetric(g as any)
+  g.seriesFor('GET').value = 2
+  t.equal((await render(registry as any, false)).trim(), (await registry.metrics()).trim(), "text equals prom-client's rendering of the same get() data")
+  registry.setDefaultLabels({ service: 'shop' })
+
+  const text = await render(registry as any, false)
+  t.match(text, /d_seconds_bucket\{method="GET",route="\/a",service="shop",le="0.1"\} 1\n/)
+  t.match(text, /d_seconds_bucket\{method="GET",route="\/a",service="shop",le="1"\} 2\n/)
+  t.match(text, /d_seconds_bucket\{method="POST",route="\/b",service="shop",le="\+Inf"\} 1\n/)
+  t.match(text, /d_seconds_sum\{method="POST",route="\/b",service="shop"\} 3\n/)
+  t.match(text, /active\{method="GET",service="shop"\} 2\n/)
+  t.notOk(text.includes('trace_id'), 'no exemplars in the text format')
+  const om = await render(registry as any, true)
+  t.match(om, /d_seconds_bucket\{method="GET",route="\/a",service="shop",le="1"\} 2 # \{trace_id="0af7651916cd43dd8448eb211c80319c",span_id="b7ad6b7169203331"\} 0.5 \d+(\.\d+)?\n/)
+})
