@@ -35,11 +35,11 @@ export const DEFAULTS = {
 export const QUICK = {
   connections: 8,
   duration: 1,
-  warmup: 0.5,
+  warmup: 0.25,
   rounds: 1,
   scrapeRoutes: 50,
   scrapeIterations: 5,
-  memoryRequests: 5_000,
+  memoryRequests: 3_000,
   retries: 0,
   quietWait: 0
 }
