@@ -739,6 +739,21 @@ export interface ShutdownHooksOptions {
 const hooked = new WeakSet<TelemetryHandle>()
 
 /**
+ * Listeners for `signal` other than ours and other than signal-exit's. signal-exit (v3 and
+ * v4, used by many tools) listens to every signal but only acts when it is the last one
+ * listening, so it must not count as "the app handles this signal" (or neither would act).
+ * Each loaded signal-exit instance adds exactly one listener per signal and counts itself in
+ * the emitter it publishes globally.
+ */
+function appListenerCount (signal: NodeJS.Signals, ours: (...args: unknown[]) => void): number {
+  const others = process.listeners(signal).filter(l => l !== ours).length
+  const v4 = (globalThis as Record<symbol, { count?: unknown } | undefined>)[Symbol.for('signal-exit emitter')]?.count
+  const v3 = (process as unknown as { __signal_exit_emitter__?: { count?: unknown } }).__signal_exit_emitter__?.count
+  const signalExit = (typeof v4 === 'number' ? v4 : 0) + (typeof v3 === 'number' ? v3 : 0)
+  return others - signalExit
+}
+
+/**
  * Flushes telemetry on SIGTERM/SIGINT and on 'beforeExit'.
  *
  * On a signal: shutdown() (bounded by shutdownTimeoutMillis) is started at once. If the
@@ -770,7 +785,7 @@ export function registerShutdownHooks (handle: TelemetryHandle, options: Shutdow
 
   for (const signal of signals) {
     const onSignal = (): void => {
-      const appHandlesIt = process.listeners(signal).some(l => l !== onSignal)
+      const appHandlesIt = appListenerCount(signal, onSignal) > 0
       if (flushing) {
         if (!appHandlesIt) reRaise(signal)
         return

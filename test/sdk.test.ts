@@ -1,0 +1,517 @@
+// startTelemetry() and the preloads, end to end: child processes started with
+// `node --require ./dist/register.js` / `node --import ./dist/register.mjs` export to the
+// in-test OTLP and Jaeger receivers, which decode the real bytes.
+import t from 'tap'
+import type { Test } from 'tap'
+import { spawn, execFileSync } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { existsSync, statSync } from 'node:fs'
+import { request } from 'node:http'
+import { join, resolve } from 'node:path'
+import { context, propagation, trace, SpanKind } from '@opentelemetry/api'
+import { ExportResultCode } from '@opentelemetry/core'
+import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base'
+import {
+  TELEMETRY_HANDLE_SYMBOL,
+  TelemetryConfigError,
+  getTelemetryHandle,
+  resolveTelemetryConfig,
+  startTelemetry
+} from '../lib/sdk'
+import type { TelemetryOptions } from '../lib/sdk'
+import { startOtlpReceiver } from './helpers/otlp-receiver'
+import type { ReceivedSpan } from './helpers/otlp-receiver'
+import { startJaegerReceiver } from './helpers/jaeger-receiver'
+
+const ROOT = resolve(__dirname, '..')
+const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736'
+const PARENT_ID = '00f067aa0ba902b7'
+const TRACEPARENT = `00-${TRACE_ID}-${PARENT_ID}-01`
+
+// ------------------------------------------------------------------------------------------
+// Build: the preloads run from dist/. `npm test` builds first; when run alone and dist is
+// missing or older than the sources, compile just the three telemetry entry points.
+// ------------------------------------------------------------------------------------------
+function ensureBuilt (): void {
+  const sources = ['lib/sdk.ts', 'lib/register.ts', 'lib/register.mts'].map(f => join(ROOT, f))
+  const outputs = ['dist/sdk.js', 'dist/register.js', 'dist/register.mjs'].map(f => join(ROOT, f))
+  const newestSource = Math.max(...sources.map(f => statSync(f).mtimeMs))
+  const fresh = outputs.every(f => existsSync(f) && statSync(f).mtimeMs >= newestSource)
+  if (fresh) return
+  execFileSync(process.execPath, [
+    require.resolve('typescript/bin/tsc'), ...sources,
+    '--outDir', join(ROOT, 'dist'), '--rootDir', join(ROOT, 'lib'),
+    '--module', 'node16', '--moduleResolution', 'node16', '--target', 'es2022',
+    '--strict', '--esModuleInterop', '--skipLibCheck', '--declaration', '--sourceMap', '--types', 'node'
+  ], { cwd: ROOT, stdio: 'inherit' })
+}
+
+// ------------------------------------------------------------------------------------------
+// Child process helpers
+// ------------------------------------------------------------------------------------------
+interface ReadyLine {
+  port: number
+  handle: null | { enabled: boolean, config: ReturnType<typeof resolveTelemetryConfig> }
+}
+
+interface App {
+  child: ChildProcess
+  ready: Promise<ReadyLine>
+  exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
+  stdout: () => string
+  stderr: () => string
+}
+
+/** The parent's env without OTEL_*, npm_package_* and tap's NODE_OPTIONS / coverage. */
+function childEnv (extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {}
+  for (const [k, v] of Object.entries(process.env)) {
+    if (k.startsWith('OTEL_') || k.startsWith('npm_package_') || k === 'NODE_OPTIONS' || k === 'NODE_V8_COVERAGE') continue
+    if (k.startsWith('TAP') || k.startsWith('_TAPJS')) continue
+    env[k] = v
+  }
+  return { ...env, OTEL_LOG_LEVEL: 'error', ...extra }
+}
+
+function startApp (t: Test, preload: 'require' | 'import', fixture: 'cjs' | 'mjs', env: Record<string, string>): App {
+  const preloadFile = preload === 'require' ? './dist/register.js' : './dist/register.mjs'
+  const child = spawn(process.execPath, [`--${preload}`, preloadFile, `test/fixtures/telemetry-app.${fixture}`], {
+    cwd: ROOT,
+    env: childEnv(env),
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let out = ''
+  let err = ''
+  child.stderr!.on('data', (d: Buffer) => { err += String(d) })
+  const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>(resolve => {
+    child.on('exit', (code, signal) => resolve({ code, signal }))
+  })
+  const ready = new Promise<ReadyLine>((resolve, reject) => {
+    child.stdout!.on('data', (d: Buffer) => {
+      out += String(d)
+      const line = out.split('\n').find(l => l.startsWith('{"port":'))
+      if (line !== undefined) resolve(JSON.parse(line) as ReadyLine)
+    })
+    void exited.then(({ code, signal }) => reject(new Error(`app exited (code ${code}, signal ${signal}) before listening; stderr:\n${err}`)))
+  })
+  ready.catch(() => {}) // observed by the tests that need it
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL')
+      await exited
+    }
+  })
+  return { child, ready, exited, stdout: () => out, stderr: () => err }
+}
+
+function get (port: number, path: string, headers: Record<string, string> = {}): Promise<{ status: number, body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, headers, agent: false }, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (c: string) => { body += c })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
+
+function serverSpanFor (spans: ReceivedSpan[], path: string): ReceivedSpan | undefined {
+  return spans.find(s => s.kind === SpanKind.SERVER && (s.attributes['url.path'] === path || s.attributes['http.target'] === path))
+}
+
+/** Common assertions on the instrumentation-http SERVER span of a request sent with TRACEPARENT. */
+function checkServerSpan (t: Test, span: ReceivedSpan | undefined, path: string, status: number): void {
+  t.ok(span, `SERVER span for ${path}`)
+  if (!span) return
+  t.equal(span.traceId, TRACE_ID, 'incoming trace id kept')
+  t.equal(span.parentSpanId, PARENT_ID, 'parent = the traceparent span id')
+  t.match(span.spanId, /^[0-9a-f]{16}$/)
+  t.not(span.spanId, PARENT_ID, 'a new span id')
+  t.equal(span.kindName, 'SERVER')
+  t.equal(span.scope.name, '@opentelemetry/instrumentation-http', 'from instrumentation-http')
+  t.equal(span.attributes['http.request.method'], 'GET')
+  const code = span.attributes['http.response.status_code'] ?? span.attributes['http.status_code']
+  t.equal(code, status, 'status code attribute')
+}
+
+t.before(ensureBuilt)
+
+// ------------------------------------------------------------------------------------------
+// Preloads, end to end
+// ------------------------------------------------------------------------------------------
+t.test('CJS: --require preload, OTLP http/protobuf, flushed by SIGTERM', async (t) => {
+  const rx = await startOtlpReceiver()
+  t.teardown(() => rx.close())
+  const app = startApp(t, 'require', 'cjs', {
+    OTEL_TRACES_EXPORTER: 'otlp',
+    OTEL_EXPORTER_OTLP_ENDPOINT: rx.url,
+    OTEL_SERVICE_NAME: 'cjs-fixture',
+    npm_package_name: 'not-the-service-name',
+    npm_package_version: '3.4.5',
+    OTEL_BSP_SCHEDULE_DELAY: '600000' // only the shutdown flush can deliver in time
+  })
+  const { port, handle } = await app.ready
+  t.same(handle?.config.exporters, ['otlp'])
+  t.equal(handle?.config.otlp?.url, rx.tracesUrl, 'OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces')
+
+  t.same(await get(port, '/hello?x=1', { traceparent: TRACEPARENT }), { status: 200, body: '{"url":"/hello?x=1"}' })
+  t.equal((await get(port, '/fail', { traceparent: TRACEPARENT })).status, 500)
+  await sleep(500)
+  t.equal(rx.spans.length, 0, 'nothing exported before shutdown (batch delay 600 s)')
+
+  app.child.kill('SIGTERM')
+  t.same(await app.exited, { code: null, signal: 'SIGTERM' }, 'signal re-raised: the process ends by SIGTERM')
+  const spans = await rx.waitFor(s => s.filter(x => x.kind === SpanKind.SERVER).length >= 2, 5000)
+  checkServerSpan(t, serverSpanFor(spans, '/hello'), '/hello', 200)
+  checkServerSpan(t, serverSpanFor(spans, '/fail'), '/fail', 500)
+  const hello = serverSpanFor(spans, '/hello')!
+  t.equal(hello.attributes['url.query'] ?? null, 'x=1')
+  t.equal(hello.resource['service.name'], 'cjs-fixture', 'OTEL_SERVICE_NAME wins over npm_package_name')
+  t.equal(hello.resource['service.version'], '3.4.5', 'service.version from npm_package_version')
+  t.equal(hello.resource['telemetry.sdk.language'], 'nodejs')
+  t.equal(spans.length, 2, 'exactly the two SERVER spans (the exporter\'s own requests are not traced)')
+  t.equal(rx.requests.length, 1, 'one export request, from the flush')
+  t.same(rx.errors, [])
+})
+
+t.test('ESM: --import preload, Jaeger HTTP collector, flushed by SIGINT', async (t) => {
+  const rx = await startJaegerReceiver()
+  t.teardown(() => rx.close())
+  const app = startApp(t, 'import', 'mjs', {
+    OTEL_TRACES_EXPORTER: 'jaeger',
+    OTEL_EXPORTER_JAEGER_ENDPOINT: rx.endpoint,
+    OTEL_SERVICE_NAME: 'esm-fixture',
+    OTEL_BSP_SCHEDULE_DELAY: '600000'
+  })
+  const { port, handle } = await app.ready
+  t.same(handle?.config.jaeger, { transport: 'http', endpoint: rx.endpoint })
+  t.equal((await get(port, '/esm', { traceparent: TRACEPARENT })).status, 200)
+  await sleep(300)
+  t.equal(rx.spans.length, 0, 'nothing exported before shutdown')
+
+  // instrumentation-pino patched the ESM-imported pino: the log line carries the span ids.
+  const logLine = app.stdout().split('\n').find(l => l.includes('"handled"'))
+  t.ok(logLine, 'pino log line')
+  const logged = JSON.parse(logLine ?? '{}') as { trace_id?: string, span_id?: string }
+  t.equal(logged.trace_id, TRACE_ID, 'trace_id injected into the ESM-imported logger')
+
+  app.child.kill('SIGINT')
+  t.same(await app.exited, { code: null, signal: 'SIGINT' })
+  const span = await rx.waitForSpan(s => s.kind === SpanKind.SERVER, 5000)
+  checkServerSpan(t, span, '/esm', 200)
+  t.equal(span.transport, 'jaeger-http')
+  t.equal(span.resource['service.name'], 'esm-fixture', 'Jaeger process.serviceName')
+  t.equal(logged.span_id, span.spanId, 'log line correlated with the exported SERVER span')
+})
+
+t.test('CJS: Jaeger UDP agent, service.name from npm_package_name', async (t) => {
+  const rx = await startJaegerReceiver()
+  t.teardown(() => rx.close())
+  const app = startApp(t, 'require', 'cjs', {
+    OTEL_TRACES_EXPORTER: 'jaeger',
+    OTEL_EXPORTER_JAEGER_AGENT_HOST: rx.agentHost,
+    OTEL_EXPORTER_JAEGER_AGENT_PORT: String(rx.agentPort),
+    npm_package_name: 'udp-fixture',
+    OTEL_BSP_SCHEDULE_DELAY: '600000'
+  })
+  const { port, handle } = await app.ready
+  t.same(handle?.config.jaeger, { transport: 'udp', host: '127.0.0.1', port: rx.agentPort })
+  t.equal((await get(port, '/udp', { traceparent: TRACEPARENT })).status, 200)
+  app.child.kill('SIGTERM')
+  t.same(await app.exited, { code: null, signal: 'SIGTERM' })
+  const span = await rx.waitForSpan(s => s.kind === SpanKind.SERVER, 5000)
+  checkServerSpan(t, span, '/udp', 200)
+  t.equal(span.transport, 'jaeger-udp')
+  t.equal(span.resource['service.name'], 'udp-fixture')
+})
+
+t.test('signal-exit in the app does not count as the app\'s own handler', async (t) => {
+  let signalExitAvailable = true
+  try { require.resolve('signal-exit') } catch { signalExitAvailable = false }
+  if (!signalExitAvailable) {
+    t.skip('signal-exit is not installed')
+    return
+  }
+  const rx = await startOtlpReceiver()
+  t.teardown(() => rx.close())
+  const app = startApp(t, 'require', 'cjs', {
+    OTEL_EXPORTER_OTLP_ENDPOINT: rx.url,
+    OTEL_BSP_SCHEDULE_DELAY: '600000',
+    FIXTURE_SIGNAL_EXIT: '1'
+  })
+  const { port } = await app.ready
+  t.equal((await get(port, '/se', { traceparent: TRACEPARENT })).status, 200)
+  app.child.kill('SIGTERM')
+  t.same(await app.exited, { code: null, signal: 'SIGTERM' }, 'ends by SIGTERM (no deadlock between the two listeners)')
+  t.match(app.stdout(), /signal-exit:SIGTERM/, 'signal-exit ran its exit callback')
+  const span = await rx.waitForSpan(s => s.kind === SpanKind.SERVER, 5000)
+  checkServerSpan(t, span, '/se', 200)
+})
+
+t.test('the app\'s own SIGTERM handler decides: no forced exit, spans still flushed', async (t) => {
+  const rx = await startOtlpReceiver()
+  t.teardown(() => rx.close())
+  const app = startApp(t, 'require', 'cjs', {
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: rx.tracesUrl,
+    OTEL_SERVICE_NAME: 'own-handler',
+    OTEL_BSP_SCHEDULE_DELAY: '600000',
+    FIXTURE_USER_SIGTERM: '1'
+  })
+  const { port } = await app.ready
+  t.equal((await get(port, '/own', { traceparent: TRACEPARENT })).status, 200)
+  app.child.kill('SIGTERM')
+  const exit = await app.exited
+  t.same(exit, { code: 0, signal: null }, 'the app closed its server and exited normally')
+  t.match(app.stdout(), /user-cleanup-done/, 'the app\'s handler ran to completion (300 ms after the signal)')
+  const span = await rx.waitForSpan(s => s.kind === SpanKind.SERVER, 5000)
+  checkServerSpan(t, span, '/own', 200)
+})
+
+t.test('flushed on beforeExit when the app ends by itself', async (t) => {
+  const rx = await startOtlpReceiver()
+  t.teardown(() => rx.close())
+  const app = startApp(t, 'require', 'cjs', {
+    OTEL_EXPORTER_OTLP_ENDPOINT: rx.url,
+    OTEL_SERVICE_NAME: 'oneshot',
+    OTEL_BSP_SCHEDULE_DELAY: '600000',
+    FIXTURE_ONESHOT: '1'
+  })
+  await app.ready
+  t.same(await app.exited, { code: 0, signal: null })
+  t.match(app.stdout(), /oneshot-done/)
+  const spans = await rx.waitFor(s => s.length >= 2, 5000)
+  const client = spans.find(s => s.kind === SpanKind.CLIENT)
+  const server = spans.find(s => s.kind === SpanKind.SERVER)
+  t.ok(client && server, 'CLIENT and SERVER spans of the self-request')
+  t.equal(server?.traceId, client?.traceId, 'one trace')
+  t.equal(server?.parentSpanId, client?.spanId, 'server span is the child of the client span (traceparent propagated)')
+  t.equal(client?.parentSpanId, '', 'client span is a root')
+})
+
+t.test('OTEL_SDK_DISABLED=true: the preload does nothing', async (t) => {
+  const rx = await startOtlpReceiver()
+  t.teardown(() => rx.close())
+  const app = startApp(t, 'import', 'mjs', {
+    OTEL_SDK_DISABLED: 'true',
+    OTEL_EXPORTER_OTLP_ENDPOINT: rx.url
+  })
+  const { port, handle } = await app.ready
+  t.equal(handle?.enabled, false)
+  t.equal(handle?.config.disabled, true)
+  t.equal((await get(port, '/off', { traceparent: TRACEPARENT })).status, 200)
+  const logLine = app.stdout().split('\n').find(l => l.includes('"handled"')) ?? '{}'
+  t.equal((JSON.parse(logLine) as { trace_id?: string }).trace_id, undefined, 'pino not instrumented')
+  app.child.kill('SIGTERM')
+  t.same(await app.exited, { code: null, signal: 'SIGTERM' }, 'no signal hook installed: default SIGTERM behaviour')
+  await sleep(300)
+  t.equal(rx.requests.length, 0, 'nothing exported')
+})
+
+t.test('invalid env stops the preload with one clear error', async (t) => {
+  const cases: Array<[preload: 'require' | 'import', env: Record<string, string>, expected: RegExp]> = [
+    ['require', { OTEL_TRACES_EXPORTER: 'zipkinx' }, /TelemetryConfigError: .*OTEL_TRACES_EXPORTER="zipkinx" is not a supported trace exporter/],
+    ['import', { OTEL_EXPORTER_OTLP_ENDPOINT: 'not a url' }, /TelemetryConfigError: .*OTEL_EXPORTER_OTLP_ENDPOINT="not a url" is not a valid URL/]
+  ]
+  for (const [preload, env, expected] of cases) {
+    const app = startApp(t, preload, preload === 'require' ? 'cjs' : 'mjs', env)
+    await t.rejects(app.ready, /before listening/, `${preload}: app never starts`)
+    const exit = await app.exited
+    t.equal(exit.code, 1, `${preload}: exit code 1`)
+    t.match(app.stderr(), expected, `${preload}: stderr names the variable and the value`)
+    t.equal(app.stderr().match(/TelemetryConfigError:/g)?.length, 1, `${preload}: one error`)
+  }
+})
+
+// ------------------------------------------------------------------------------------------
+// In-process: configuration resolution and errors (nothing started)
+// ------------------------------------------------------------------------------------------
+function configError (options: TelemetryOptions): TelemetryConfigError {
+  try {
+    resolveTelemetryConfig(options)
+  } catch (err) {
+    if (err instanceof TelemetryConfigError) return err
+    throw err
+  }
+  throw new Error('expected a TelemetryConfigError')
+}
+
+t.test('defaults', async (t) => {
+  const c = resolveTelemetryConfig({ env: {} })
+  t.same(c, {
+    disabled: false,
+    exporters: ['otlp'],
+    otlp: { protocol: 'http/protobuf', url: 'http://localhost:4318/v1/traces' },
+    jaeger: undefined,
+    sampler: { name: 'parentbased_always_on' },
+    serviceName: undefined,
+    serviceVersion: undefined
+  })
+  t.same(resolveTelemetryConfig({ env: { OTEL_TRACES_EXPORTER: 'jaeger' } }).jaeger, { transport: 'udp', host: 'localhost', port: 6832 })
+  t.equal(resolveTelemetryConfig({ env: { OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' } }).otlp?.url, 'http://localhost:4317')
+})
+
+t.test('env is read', async (t) => {
+  const c = resolveTelemetryConfig({
+    env: {
+      OTEL_TRACES_EXPORTER: 'otlp, console',
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'https://collector.example:4318/',
+      OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/json',
+      OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
+      OTEL_TRACES_SAMPLER_ARG: '0.25',
+      OTEL_SERVICE_NAME: 'from-env'
+    }
+  })
+  t.same(c.exporters, ['otlp', 'console'])
+  t.same(c.otlp, { protocol: 'http/json', url: 'https://collector.example:4318/v1/traces' })
+  t.same(c.sampler, { name: 'parentbased_traceidratio', ratio: 0.25 })
+  t.equal(c.serviceName, 'from-env')
+  t.equal(resolveTelemetryConfig({ env: { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://h:1/custom', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://other:2' } }).otlp?.url,
+    'http://h:1/custom', 'the traces-specific endpoint is used as is and wins')
+  t.same(resolveTelemetryConfig({ env: { OTEL_TRACES_EXPORTER: 'none' } }).exporters, [])
+  t.equal(resolveTelemetryConfig({ env: { OTEL_SDK_DISABLED: 'TRUE' } }).disabled, true)
+  t.same(resolveTelemetryConfig({ env: { OTEL_TRACES_SAMPLER: 'traceidratio' } }).sampler, { name: 'traceidratio', ratio: 1 }, 'missing arg: ratio 1')
+})
+
+t.test('options override env', async (t) => {
+  const env = {
+    OTEL_TRACES_EXPORTER: 'jaeger',
+    OTEL_EXPORTER_OTLP_ENDPOINT: 'http://from-env:4318',
+    OTEL_EXPORTER_JAEGER_ENDPOINT: 'http://jaeger-env:14268/api/traces',
+    OTEL_TRACES_SAMPLER: 'always_off',
+    OTEL_TRACES_SAMPLER_ARG: 'garbage-is-ignored-when-overridden',
+    OTEL_SDK_DISABLED: 'true',
+    OTEL_SERVICE_NAME: 'env-name'
+  }
+  const c = resolveTelemetryConfig({
+    env,
+    disabled: false,
+    exporter: 'otlp',
+    otlp: { endpoint: 'http://from-options:9999/v1/traces' },
+    sampler: 'traceidratio',
+    samplerArg: 0.5,
+    serviceName: 'option-name'
+  })
+  t.equal(c.disabled, false)
+  t.same(c.exporters, ['otlp'])
+  t.equal(c.otlp?.url, 'http://from-options:9999/v1/traces')
+  t.same(c.sampler, { name: 'traceidratio', ratio: 0.5 })
+  t.equal(c.serviceName, 'option-name')
+  t.same(resolveTelemetryConfig({ env, jaeger: { host: 'agent', port: 7000 }, exporter: 'jaeger' }).jaeger,
+    { transport: 'udp', host: 'agent', port: 7000 }, 'jaeger host/port options win over OTEL_EXPORTER_JAEGER_ENDPOINT')
+  t.same(resolveTelemetryConfig({ env, traceExporter: { export () {}, async shutdown () {} } }).exporters, ['custom'])
+})
+
+t.test('invalid configuration: one error naming the option / variable and the value', async (t) => {
+  const cases: Array<[TelemetryOptions, RegExp]> = [
+    [{ env: { OTEL_TRACES_EXPORTER: 'zipkin' } }, /OTEL_TRACES_EXPORTER="zipkin" is not a supported trace exporter \(expected one of otlp, jaeger, console, none\)/],
+    [{ env: {}, exporter: 'prometheus' as never }, /options\.exporter="prometheus" is not a supported trace exporter/],
+    [{ env: { OTEL_TRACES_EXPORTER: 'none,otlp' } }, /OTEL_TRACES_EXPORTER="none,otlp" combines "none" with other exporters/],
+    [{ env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'localhost:4318' } }, /OTEL_EXPORTER_OTLP_ENDPOINT="localhost:4318" must be an http:\/\/ or https:\/\/ URL/],
+    [{ env: { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://' } }, /OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="http:\/\/" is not a valid URL/],
+    [{ env: {}, otlp: { endpoint: '::nope' } }, /options\.otlp\.endpoint="::nope" is not a valid URL/],
+    [{ env: { OTEL_EXPORTER_OTLP_PROTOCOL: 'thrift' } }, /OTEL_EXPORTER_OTLP_PROTOCOL="thrift" is not a supported OTLP protocol/],
+    [{ env: { OTEL_TRACES_EXPORTER: 'jaeger', OTEL_EXPORTER_JAEGER_ENDPOINT: 'udp://agent:6832' } }, /OTEL_EXPORTER_JAEGER_ENDPOINT="udp:\/\/agent:6832" must be an http:\/\/ or https:\/\/ URL/],
+    [{ env: { OTEL_TRACES_EXPORTER: 'jaeger', OTEL_EXPORTER_JAEGER_AGENT_PORT: '70000' } }, /OTEL_EXPORTER_JAEGER_AGENT_PORT="70000" is not a valid port/],
+    [{ env: {}, exporter: 'jaeger', jaeger: { port: 0 } }, /options\.jaeger\.port=0 is not a valid port/],
+    [{ env: { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '1.5' } }, /OTEL_TRACES_SAMPLER_ARG="1\.5" must be a number between 0 and 1/],
+    [{ env: { OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: 'half' } }, /OTEL_TRACES_SAMPLER_ARG="half" must be a number between 0 and 1/],
+    [{ env: {}, sampler: 'traceidratio', samplerArg: -0.1 }, /options\.samplerArg=-0\.1 must be a number between 0 and 1/],
+    [{ env: { OTEL_TRACES_SAMPLER: 'jaeger_remote' } }, /OTEL_TRACES_SAMPLER="jaeger_remote" is not a supported sampler/],
+    [{ env: {}, sampler: 'sometimes' as never }, /options\.sampler="sometimes" is not a supported sampler/],
+    [{ env: { OTEL_SDK_DISABLED: 'yes' } }, /OTEL_SDK_DISABLED="yes" must be "true" or "false"/]
+  ]
+  for (const [options, expected] of cases) {
+    const err = configError(options)
+    t.match(err.message, expected, expected.source)
+    t.match(err.message, /^fastify-observability: invalid telemetry configuration: /)
+    t.equal(err.issues.length, 1)
+    t.equal(err.code, 'FST_OBS_INVALID_TELEMETRY_CONFIG')
+  }
+  const both = configError({ env: { OTEL_TRACES_EXPORTER: 'bogus', OTEL_TRACES_SAMPLER: 'nope' } })
+  t.equal(both.issues.length, 2, 'every problem reported in the one error')
+  t.match(both.message, /OTEL_TRACES_EXPORTER="bogus".*; OTEL_TRACES_SAMPLER="nope"/)
+  t.throws(() => startTelemetry({ env: { OTEL_TRACES_EXPORTER: 'bogus' } }), TelemetryConfigError, 'startTelemetry throws it too')
+  t.equal(getTelemetryHandle(), undefined, 'and starts nothing')
+})
+
+// ------------------------------------------------------------------------------------------
+// In-process: disabled handle, then one real start (custom exporter, no instrumentation)
+// ------------------------------------------------------------------------------------------
+t.test('disabled handle does nothing', async (t) => {
+  const handle = startTelemetry({ env: { OTEL_SDK_DISABLED: 'true' } })
+  t.equal(handle.enabled, false)
+  t.equal(handle.sdk, undefined)
+  t.equal(handle.shutdown(), handle.shutdown())
+  await handle.shutdown()
+  await handle.forceFlush()
+  const span = trace.getTracer('t').startSpan('x')
+  t.equal(span.isRecording(), false, 'no tracer provider registered')
+  span.end()
+  t.equal((globalThis as Record<symbol, unknown>)[TELEMETRY_HANDLE_SYMBOL], handle, 'published on the global symbol')
+  t.equal(TELEMETRY_HANDLE_SYMBOL, Symbol.for('fastify-observability.telemetry'))
+})
+
+t.test('custom exporter, forceFlush, idempotent shutdown', async (t) => {
+  const exported: ReadableSpan[] = []
+  let exporterShutdowns = 0
+  const exporter: SpanExporter = {
+    export (spans, done) {
+      exported.push(...spans)
+      done({ code: ExportResultCode.SUCCESS })
+    },
+    async shutdown () { exporterShutdowns++ }
+  }
+  const handle = startTelemetry({
+    env: {},
+    serviceName: 'in-process',
+    serviceVersion: '0.0.1',
+    traceExporter: exporter,
+    instrumentations: false,
+    batch: { scheduledDelayMillis: 600000 }
+  })
+  t.teardown(() => {
+    trace.disable()
+    context.disable()
+    propagation.disable()
+  })
+  t.equal(handle.enabled, true)
+  t.ok(handle.sdk, 'NodeSDK exposed')
+  t.same(handle.config.exporters, ['custom'])
+  t.equal(getTelemetryHandle(), handle)
+
+  let warning: Error | undefined
+  const onWarning = (w: Error): void => { warning = w }
+  process.on('warning', onWarning)
+  const again = startTelemetry({ env: {}, exporter: 'console' })
+  await sleep(10)
+  process.off('warning', onWarning)
+  t.equal(again, handle, 'a second start returns the running handle')
+  t.match(warning, { code: 'FST_OBS_TELEMETRY_ALREADY_STARTED' })
+
+  const tracer = trace.getTracer('in-process-test')
+  const first = tracer.startSpan('first')
+  t.equal(first.isRecording(), true)
+  first.end()
+  t.equal(exported.length, 0, 'batched')
+  await handle.forceFlush()
+  t.same(exported.map(s => s.name), ['first'], 'forceFlush exported it')
+  t.equal(exported[0].resource.attributes['service.name'], 'in-process')
+  t.equal(exported[0].resource.attributes['service.version'], '0.0.1')
+
+  tracer.startSpan('second').end()
+  const p1 = handle.shutdown()
+  const p2 = handle.shutdown()
+  t.equal(p1, p2, 'the same promise')
+  await p1
+  await handle.shutdown()
+  t.equal(handle.isShutdown, true)
+  t.same(exported.map(s => s.name), ['first', 'second'], 'shutdown flushed the pending span')
+  t.equal(exporterShutdowns, 1, 'exporter shut down once')
+  tracer.startSpan('late').end()
+  await handle.forceFlush()
+  t.equal(exported.length, 2, 'nothing exported after shutdown')
+})
