@@ -59,12 +59,12 @@ class LoadGenerator {
 }
 
 async function measureOnce (name, opts, load, paths) {
-  const nodeArgs = []
+  const env = {}
   if (opts.cpuProf) {
     mkdirSync(opts.cpuProf, { recursive: true })
-    nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${opts.cpuProf}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`)
+    env.BENCH_CPU_PROF_DIR = path.resolve(opts.cpuProf)
   }
-  const server = spawnNode(serverFile(name), { core: 1, nodeArgs })
+  const server = spawnNode(serverFile(name), { core: 1, env })
   try {
     const ready = await nextMessage(server, (m) => m?.type === 'ready' || m?.type === 'error', 60_000)
     if (ready.type === 'error') return { ok: false, error: ready.message, code: ready.code ?? null }

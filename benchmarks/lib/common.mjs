@@ -96,7 +96,8 @@ export const USAGE = `Usage: npm run bench -- [options]
   --out DIR             results directory (default benchmarks/results)
   --retries N           re-measure a disturbed measurement up to N times (default 2)
   --quiet-wait S        wait up to S s for an idle machine before each measurement (default 30)
-  --cpu-prof DIR        run the servers with --cpu-prof, profiles written to DIR
+  --cpu-prof DIR        profile each server over its measured window, write .cpuprofile files to DIR
+                        (the profiler's own cost inflates the figures of such a run)
   --quick               smoke test: 1 round, 1 s, 8 connections, small scrape/memory
 `
 

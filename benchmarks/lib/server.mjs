@@ -14,6 +14,25 @@
 // The figures are the server's own process.cpuUsage() deltas, so the load
 // generator's CPU is never counted.
 import { performance } from 'node:perf_hooks'
+import { writeFileSync } from 'node:fs'
+import path from 'node:path'
+
+// With BENCH_CPU_PROF_DIR set, the V8 CPU profiler runs over exactly the
+// measured window (start..stop) and the profile is written to that folder,
+// with the number of requests served in a "$bench" field.
+const PROF_DIR = process.env.BENCH_CPU_PROF_DIR
+let inspector = null
+async function profilerSession () {
+  if (!inspector) {
+    const { Session } = await import('node:inspector')
+    inspector = new Session()
+    inspector.connect()
+  }
+  return inspector
+}
+function post (session, method, params) {
+  return new Promise((resolve, reject) => session.post(method, params, (err, res) => (err ? reject(err) : resolve(res))))
+}
 
 export const USER_IDS = 1000
 
@@ -90,6 +109,12 @@ export async function runServer ({ name, setup, register }) {
   async function onMessage (msg) {
     if (!msg || typeof msg !== 'object') return
     if (msg.type === 'start') {
+      if (PROF_DIR) {
+        const session = await profilerSession()
+        await post(session, 'Profiler.enable')
+        await post(session, 'Profiler.setSamplingInterval', { interval: 100 })
+        await post(session, 'Profiler.start')
+      }
       window = {
         cpu: process.cpuUsage(),
         t0: process.hrtime.bigint(),
@@ -107,6 +132,11 @@ export async function runServer ({ name, setup, register }) {
       const ru = process.resourceUsage()
       const stats = ctx.stats ? ctx.stats() : null
       const spans = stats && window.stats ? stats.spansExported - window.stats.spansExported : null
+      if (PROF_DIR) {
+        const { profile } = await post(await profilerSession(), 'Profiler.stop')
+        profile.$bench = { variant: name, requests: served - window.served, node: process.version, cpuUs: cpu.user + cpu.system }
+        writeFileSync(path.join(PROF_DIR, `${name}-${Date.now()}.cpuprofile`), JSON.stringify(profile))
+      }
       send({
         type: 'stopped',
         cpuUserUs: cpu.user,
