@@ -180,6 +180,8 @@ export interface TelemetryHandle {
   /** The started NodeSDK (undefined when disabled). */
   readonly sdk: NodeSDK | undefined
   readonly config: ResolvedTelemetryConfig
+  /** instrumentationName of every registered instrumentation, e.g. '@opentelemetry/instrumentation-http'. */
+  readonly instrumentations: string[]
   /** Exports every pending span now; the SDK keeps running. */
   forceFlush(): Promise<void>
   /** Flushes every pending span and stops the SDK. Idempotent: every call returns the same promise. Never rejects. */
@@ -661,6 +663,7 @@ export function startTelemetry (options: TelemetryOptions = {}): TelemetryHandle
       enabled: false,
       sdk: undefined,
       config,
+      instrumentations: [],
       isShutdown: false,
       forceFlush: () => done,
       shutdown: () => done
@@ -678,6 +681,7 @@ export function startTelemetry (options: TelemetryOptions = {}): TelemetryHandle
     }
     if (options.spanProcessors) processors.push(...options.spanProcessors)
 
+    const instrumentations = buildInstrumentations(options, env)
     const userSdk = options.nodeSdk ?? {}
     const sdkConfig: Partial<NodeSDKConfiguration> = {
       // Our metrics are Prometheus (prom-client): no OTel metric reader unless asked for.
@@ -687,7 +691,7 @@ export function startTelemetry (options: TelemetryOptions = {}): TelemetryHandle
       autoDetectResources: false,
       sampler: resolved.sampler as NodeSDKConfiguration['sampler'],
       spanProcessors: processors as NodeSDKConfiguration['spanProcessors'],
-      instrumentations: buildInstrumentations(options, env)
+      instrumentations
     }
     const envOverrides: Record<string, string | undefined> = {
       // NodeSDK reads OTEL_SDK_DISABLED itself: options.disabled=false must win.
@@ -710,6 +714,7 @@ export function startTelemetry (options: TelemetryOptions = {}): TelemetryHandle
       enabled: true,
       sdk,
       config,
+      instrumentations: instrumentations.map(i => i.instrumentationName),
       get isShutdown () { return isShutdown },
       forceFlush () {
         if (shutdownPromise) return shutdownPromise

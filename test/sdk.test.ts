@@ -3,7 +3,8 @@
 // in-test OTLP and Jaeger receivers, which decode the real bytes.
 import t from 'tap'
 import type { Test } from 'tap'
-import { spawn, execFileSync } from 'node:child_process'
+import { spawn, execFile, execFileSync } from 'node:child_process'
+import { promisify } from 'node:util'
 import type { ChildProcess } from 'node:child_process'
 import { existsSync, statSync } from 'node:fs'
 import { request } from 'node:http'
@@ -23,6 +24,7 @@ import { startOtlpReceiver } from './helpers/otlp-receiver'
 import type { ReceivedSpan } from './helpers/otlp-receiver'
 import { startJaegerReceiver } from './helpers/jaeger-receiver'
 
+const execFileAsync = promisify(execFile)
 const ROOT = resolve(__dirname, '..')
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736'
 const PARENT_ID = '00f067aa0ba902b7'
@@ -51,7 +53,7 @@ function ensureBuilt (): void {
 // ------------------------------------------------------------------------------------------
 interface ReadyLine {
   port: number
-  handle: null | { enabled: boolean, config: ReturnType<typeof resolveTelemetryConfig> }
+  handle: null | { enabled: boolean, config: ReturnType<typeof resolveTelemetryConfig>, instrumentations: string[] }
 }
 
 interface App {
@@ -157,6 +159,11 @@ t.test('CJS: --require preload, OTLP http/protobuf, flushed by SIGTERM', async (
   const { port, handle } = await app.ready
   t.same(handle?.config.exporters, ['otlp'])
   t.equal(handle?.config.otlp?.url, rx.tracesUrl, 'OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces')
+  t.ok(handle?.instrumentations.includes('@opentelemetry/instrumentation-http'), 'instrumentation-http on')
+  t.ok(handle?.instrumentations.includes('@opentelemetry/instrumentation-undici'), 'other auto-instrumentations on')
+  for (const noisy of ['fs', 'dns', 'net', 'runtime-node']) {
+    t.notOk(handle?.instrumentations.includes(`@opentelemetry/instrumentation-${noisy}`), `${noisy} off by default`)
+  }
 
   t.same(await get(port, '/hello?x=1', { traceparent: TRACEPARENT }), { status: 200, body: '{"url":"/hello?x=1"}' })
   t.equal((await get(port, '/fail', { traceparent: TRACEPARENT })).status, 500)
@@ -324,6 +331,32 @@ t.test('invalid env stops the preload with one clear error', async (t) => {
     t.match(app.stderr(), expected, `${preload}: stderr names the variable and the value`)
     t.equal(app.stderr().match(/TelemetryConfigError:/g)?.length, 1, `${preload}: one error`)
   }
+})
+
+async function runOptionsFixture (options: unknown, env: Record<string, string> = {}): Promise<{ instrumentations: string[] }> {
+  const { stdout } = await execFileAsync(process.execPath, ['test/fixtures/telemetry-options.cjs'], {
+    cwd: ROOT,
+    env: childEnv({ ...env, FIXTURE_OPTIONS: JSON.stringify(options) }),
+    timeout: 15000
+  })
+  return JSON.parse(stdout.split('\n').find(l => l.startsWith('{"instrumentations"')) ?? '{}') as { instrumentations: string[] }
+}
+
+t.test('instrumentations option', async (t) => {
+  const http = '@opentelemetry/instrumentation-http'
+  const dns = '@opentelemetry/instrumentation-dns'
+  const net = '@opentelemetry/instrumentation-net'
+  const undici = '@opentelemetry/instrumentation-undici'
+  const a = await runOptionsFixture({ exporter: 'none', instrumentations: { http: false, dns: true } })
+  t.notOk(a.instrumentations.includes(http), '{ http: false } turns instrumentation-http off')
+  t.ok(a.instrumentations.includes(dns), '{ dns: true } turns a default-off one on')
+  t.ok(a.instrumentations.includes(undici), 'the others stay on')
+  const b = await runOptionsFixture({ exporter: 'none', instrumentations: { '@opentelemetry/instrumentation-http': { enabled: false } } })
+  t.notOk(b.instrumentations.includes(http), 'full package name and config object accepted')
+  const c = await runOptionsFixture({ exporter: 'none' }, { OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'http,net' })
+  t.same(c.instrumentations.slice().sort(), [http, net], 'OTEL_NODE_ENABLED_INSTRUMENTATIONS respected, incl. a default-off one')
+  const d = await runOptionsFixture({ exporter: 'none', instrumentations: false })
+  t.same(d.instrumentations, [], 'false: none')
 })
 
 // ------------------------------------------------------------------------------------------
