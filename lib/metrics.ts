@@ -184,6 +184,26 @@ export class RouteMetrics {
   }
 }
 
+/**
+ * What plugin instances registered in each registry and how many instances use each metric, so
+ * that closing one of two instances sharing a registry does not pull metrics from the other.
+ */
+interface RegistryUse {
+  users: Map<string, number>
+  /** Names of the default metrics a plugin instance registered here (empty: none, or the user's). */
+  defaultMetrics: string[]
+}
+const registryUse = new WeakMap<PromRegistry, RegistryUse>()
+
+function useOf (registry: PromRegistry): RegistryUse {
+  let use = registryUse.get(registry)
+  if (use === undefined) {
+    use = { users: new Map(), defaultMetrics: [] }
+    registryUse.set(registry, use)
+  }
+  return use
+}
+
 export class HttpMetrics {
   readonly registry: PromRegistry
   readonly duration: SeriesHistogram
@@ -211,11 +231,15 @@ export class HttpMetrics {
     if (options.defaultMetrics !== false) {
       const config = { ...options.defaultMetrics, register: this.registry }
       const probe = ((config as { prefix?: string }).prefix ?? '') + 'process_cpu_user_seconds_total'
+      const use = useOf(this.registry)
       // A shared registry may already collect them (another instance, or the user): don't register twice.
       if (this.registry.getSingleMetric(probe) === undefined) {
         const before = new Set(this.registry.getMetricsAsArray().map((m) => m.name as string))
         client.collectDefaultMetrics(config)
-        for (const m of this.registry.getMetricsAsArray()) if (!before.has(m.name)) this.owned.push(m.name)
+        use.defaultMetrics = this.registry.getMetricsAsArray().map((m) => m.name as string).filter((name) => !before.has(name))
+        for (const name of use.defaultMetrics) this.use(name)
+      } else if (use.defaultMetrics.includes(probe)) {
+        for (const name of use.defaultMetrics) this.use(name)
       }
     }
   }
@@ -227,12 +251,21 @@ export class HttpMetrics {
   private adopt<T extends SeriesHistogram | SeriesGauge> (metric: T): T {
     const existing = this.registry.getSingleMetric(metric.name)
     if (existing !== undefined) {
-      if (existing.constructor === metric.constructor && sameShape(existing, metric)) return existing as T
+      if (existing.constructor === metric.constructor && sameShape(existing, metric)) {
+        this.use(metric.name)
+        return existing as T
+      }
       throw new Error(`fastify-observability: the registry already has a different metric named "${metric.name}"; set metrics.prefix or pass another metrics.registry`)
     }
     this.registry.registerMetric(metric)
-    this.owned.push(metric.name)
+    this.use(metric.name)
     return metric
+  }
+
+  private use (name: string): void {
+    const users = useOf(this.registry).users
+    users.set(name, (users.get(name) ?? 0) + 1)
+    this.owned.push(name)
   }
 
   forRoute (route: string): RouteMetrics {
@@ -243,9 +276,20 @@ export class HttpMetrics {
     return this.statusLabels[code] ??= this.groupStatusCodes ? `${Math.floor(code / 100)}xx` : String(code)
   }
 
-  /** Release what this instance registered (the user's registry outlives the Fastify instance). */
+  /** Release what this instance registered, once no other instance uses it (the registry may outlive us). */
   close (): void {
-    for (const name of this.owned) this.registry.removeSingleMetric(name)
+    const use = useOf(this.registry)
+    const users = use.users
+    for (const name of this.owned) {
+      const left = (users.get(name) ?? 1) - 1
+      if (left > 0) {
+        users.set(name, left)
+      } else {
+        users.delete(name)
+        this.registry.removeSingleMetric(name)
+        use.defaultMetrics = use.defaultMetrics.filter((n) => n !== name)
+      }
+    }
     this.owned.length = 0
   }
 }

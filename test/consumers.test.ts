@@ -122,13 +122,13 @@ t.test('two Fastify instances sharing one user-passed registry', async (t) => {
   t.equal(ma.split('\n').filter((l) => l.startsWith(`# TYPE ${DURATION_NAME} `)).length, 1, 'one histogram family')
   t.equal(requestCount(mb, '/a'), 8, 'b shows the same series')
 
-  // Closing the instance that registered the metrics (a) removes them from the shared registry,
-  // though b still records into them: b's /metrics is then empty of http_* and process metrics,
-  // and b's requests after that are recorded into objects nobody can scrape any more.
-  // (HttpMetrics.close() removes every metric the first instance "owns"; adopters are not counted.)
-  // Closing b first is harmless: it owns nothing. Recorded as todo until lib/metrics.ts refcounts.
+  // Closing the instance that registered the metrics (a) must not pull them from b, which still
+  // records into them: the registry counts its users and the last one to close removes them.
   await a.close()
   await b.inject('/a')
   const after = (await b.inject('/metrics')).body
-  t.equal(requestCount(after, '/a'), 9, "b's metrics survive a closing", { todo: 'HttpMetrics.close() removes metrics other instances adopted' })
+  t.equal(requestCount(after, '/a'), 9, "b's metrics survive a closing")
+  t.equal(after.split('\n').filter((l) => l.startsWith('# TYPE process_cpu_user_seconds_total ')).length, 1, "and so do the default metrics")
+  await b.close()
+  t.same(registry.getMetricsAsArray().map((m: { name: string }) => m.name), [], 'the last instance closing empties the registry')
 })

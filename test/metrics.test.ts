@@ -65,7 +65,9 @@ t.test('a shared registry: the same instruments are reused; a different metric o
   new client.Counter({ name: 'http_server_active_requests', help: 'x', registers: [other] })
   t.throws(() => new HttpMetrics(metricsOptions({ registry: other })), /different metric named "http_server_active_requests"/)
   a.close()
-  t.equal(registry.getSingleMetric('http_server_request_duration_seconds'), undefined, 'close removes what that instance registered')
+  t.equal(registry.getSingleMetric('http_server_request_duration_seconds'), b.duration, 'b still uses it: closing a keeps it')
+  b.close()
+  t.equal(registry.getSingleMetric('http_server_request_duration_seconds'), undefined, 'the last user closing removes it')
 })
 
 t.test('default metrics: registered once per registry, removed on close', async (t) => {
@@ -74,11 +76,17 @@ t.test('default metrics: registered once per registry, removed on close', async 
   t.ok(registry.getSingleMetric('process_cpu_user_seconds_total'))
   const b = new HttpMetrics(metricsOptions({ registry, defaultMetrics: true }))
   t.ok(registry.getSingleMetric('nodejs_heap_size_used_bytes'), 'no "already registered" error from the second')
-  b.close()
-  t.ok(registry.getSingleMetric('process_cpu_user_seconds_total'), 'b did not own them')
   a.close()
+  t.ok(registry.getSingleMetric('process_cpu_user_seconds_total'), 'b still uses them')
+  b.close()
   t.equal(registry.getSingleMetric('process_cpu_user_seconds_total'), undefined)
   t.same(registry.getMetricsAsArray(), [])
+
+  const users = new client.Registry()
+  client.collectDefaultMetrics({ register: users })
+  const c = new HttpMetrics(metricsOptions({ registry: users, defaultMetrics: true }))
+  c.close()
+  t.ok(users.getSingleMetric('process_cpu_user_seconds_total'), "the user's own default metrics are never removed")
 })
 
 t.test('reset zeroes series but keeps them (routes cache them)', async (t) => {
