@@ -97,7 +97,7 @@ function observability (fastify: FastifyInstance, opts: ObservabilityOptions, do
     const state = config[kRouteState]
     if (state !== undefined) return state
     if (config.url === undefined) return unmatched
-    checkRouteConfig(config, config.url)
+    // No throwing here: a bad config.metrics/tracing on such a route is ignored (globs decide).
     return (config[kRouteState] = stateFor(config.url, config))
   }
 
