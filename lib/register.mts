@@ -65,4 +65,11 @@ if (isMainThread) {
   const handle = sdk.startTelemetry()
   sdk.registerShutdownHooks(handle)
   if (channel) await channel.waitForAllMessagesAcknowledged()
+  if (handle.enabled) {
+    // Load the core http modules through the ESM loader now: otherwise a CommonJS package that
+    // requires them first (fastify) gets them patched and instrumentation-http then skips the
+    // ESM namespace, so an app's named `import { get } from 'node:http'` stays unpatched.
+    await import('node:http')
+    await import('node:https')
+  }
 }

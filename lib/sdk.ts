@@ -206,6 +206,8 @@ const SAMPLER_NAMES: readonly SamplerName[] = [
   'always_on', 'always_off', 'traceidratio',
   'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'
 ]
+const HTTP_INSTRUMENTATION = '@opentelemetry/instrumentation-http'
+
 const DEFAULT_OFF_INSTRUMENTATIONS = [
   '@opentelemetry/instrumentation-fs',
   '@opentelemetry/instrumentation-dns',
@@ -556,11 +558,15 @@ function buildInstrumentations (options: TelemetryOptions, env: NodeJS.ProcessEn
     for (const name of DEFAULT_OFF_INSTRUMENTATIONS) {
       if (!enabledFromEnv.includes(name)) config[name] = { enabled: false }
     }
+    // The plugin starts each request's SERVER span itself, so by default instrumentation-http only
+    // traces outgoing calls: its incoming path costs about half of a server's CPU per request, and
+    // it cannot honour the plugin's per-route policy (it runs before routing).
+    config[HTTP_INSTRUMENTATION] = { disableIncomingRequestInstrumentation: true }
     for (const [key, value] of Object.entries(setting ?? {})) {
       const full = key.startsWith('@') ? key : `@opentelemetry/instrumentation-${key}`
       if (value === false) config[full] = { enabled: false }
-      else if (value === true) config[full] = { enabled: true }
-      else config[full] = { ...value, enabled: value.enabled ?? true }
+      else if (value === true) config[full] = { ...config[full], enabled: true }
+      else config[full] = { ...config[full], ...value, enabled: value.enabled ?? true }
     }
     list = getNodeAutoInstrumentations(config as Parameters<typeof getNodeAutoInstrumentations>[0]) as SdkInstrumentation[]
   }

@@ -109,7 +109,9 @@ export class Tracing {
   /** A thrown or rejected error: an exception event now; the status follows the response code. */
   error (rs: RequestSpan, err: Error): void {
     rs.span.recordException(err)
-    rs.errorType = err.name || err.constructor?.name || 'Error'
+    // Semconv: the error's class name. A subclass that does not set `name` inherits 'Error'.
+    const ctor = (err as { constructor?: { name?: string } }).constructor?.name
+    rs.errorType = ctor !== undefined && ctor !== '' && ctor !== 'Object' ? ctor : (err.name || 'Error')
     rs.errorMessage = err.message
   }
 
