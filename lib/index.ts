@@ -104,7 +104,7 @@ function observability (fastify: FastifyInstance, opts: ObservabilityOptions, do
   fastify.decorateRequest(kSeries, null)
   fastify.decorateRequest(kSpan, null)
 
-  fastify.addHook('onRequest', function observeRequest (req: FastifyRequest, _reply: FastifyReply, next: HookHandlerDoneFunction) {
+  fastify.addHook('onRequest', function observeRequest (req: FastifyRequest, reply: FastifyReply, next: HookHandlerDoneFunction) {
     const request = req as ObservedRequest
     const state = routeState(request)
     if (state.metrics !== null) {
@@ -113,7 +113,7 @@ function observability (fastify: FastifyInstance, opts: ObservabilityOptions, do
       request[kSeries] = series
     }
     if (state.tracing !== null) {
-      const rs = (tracing as Tracing).start(request, state.tracing)
+      const rs = (tracing as Tracing).start(request, reply, state.tracing)
       request[kSpan] = rs
       // Later hooks and the handler run inside the span's context, so their spans are children.
       // Fastify's body parsing keeps this context (content-type-parser runs in an AsyncResource).

@@ -63,7 +63,7 @@ export class Tracing {
   }
 
   /** Start (or borrow) the SERVER span. The caller runs the rest of the request inside `ctx`. */
-  start (request: FastifyRequest, route: RouteTracing): RequestSpan {
+  start (request: FastifyRequest, reply: FastifyReply, route: RouteTracing): RequestSpan {
     const active = context.active()
     const existing = trace.getSpan(active)
     const { name, attributes } = route.forMethod(request.method)
@@ -72,6 +72,12 @@ export class Tracing {
     if (existing !== undefined && (existing as unknown as { kind?: SpanKind }).kind === SpanKind.SERVER && existing.isRecording()) {
       existing.updateName(name)
       if (route.route !== undefined) existing.setAttribute('http.route', route.route)
+      // instrumentation-http ends its span on the response's 'close', before Fastify's
+      // onRequestAbort: mark an abort first, or it reads as a 200.
+      const res = reply.raw
+      res.prependListener('close', function markAborted () {
+        if (!res.writableFinished) existing.setAttribute('error.type', 'aborted')
+      })
       return { span: existing, ctx: active, borrowed: true, errorType: undefined, errorMessage: undefined }
     }
 

@@ -92,3 +92,24 @@ t.test('fetch from a handler to a second app: one trace across both, parent link
   t.equal(inventory.spanContext().traceId, orders.spanContext().traceId, 'one trace')
   t.equal(inventory.parentSpanContext?.spanId, client.spanContext().spanId, 'second server span is the child of the outgoing call')
 })
+
+t.test('a client abort marks the borrowed span before instrumentation-http ends it', async (t) => {
+  exporter.reset()
+  const app = Fastify()
+  await app.register(observability, { metrics: false })
+  let entered: () => void = () => {}
+  const inHandler = new Promise<void>((resolve) => { entered = resolve })
+  app.get('/hang', async () => { entered(); await new Promise((resolve) => setTimeout(resolve, 200)); return 'late' })
+  const base = await listen(t, app)
+  const { request } = await import('node:http')
+  const req = request(`${base}/hang`)
+  req.on('error', () => {})
+  req.end()
+  await inHandler
+  req.destroy()
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  const [span, ...rest] = spans(SpanKind.SERVER)
+  t.equal(rest.length, 0)
+  t.equal(span.name, 'GET /hang')
+  t.equal(span.attributes['error.type'], 'aborted')
+})
