@@ -72,11 +72,14 @@ t.test('5xx and thrown errors: ERROR with an exception event; 4xx: UNSET', async
   const app = await appWith(t)
   class PaymentError extends Error { override name = 'PaymentError' }
   app.get('/throw', async () => { throw new PaymentError('card declined') })
+  class InventoryError extends Error {} // no own `name`: error.type must still be the class
+  app.get('/inventory', async () => { throw new InventoryError('out of stock') })
   app.get('/503', async (req, reply) => reply.code(503).send('down'))
   app.get('/404', async (req, reply) => reply.code(404).send('nope'))
   await app.inject('/throw')
   await app.inject('/503')
   await app.inject('/404')
+  await app.inject('/inventory')
   const byName = new Map(serverSpans().map((s) => [s.name, s]))
   const thrown = byName.get('GET /throw') as ReadableSpan
   t.equal(thrown.status.code, SpanStatusCode.ERROR)
@@ -87,6 +90,7 @@ t.test('5xx and thrown errors: ERROR with an exception event; 4xx: UNSET', async
   t.equal(ev?.attributes?.['exception.type'], 'PaymentError')
   t.equal(ev?.attributes?.['exception.message'], 'card declined')
   t.match(String(ev?.attributes?.['exception.stacktrace']), /PaymentError: card declined\n\s+at /)
+  t.equal(byName.get('GET /inventory')?.attributes['error.type'], 'InventoryError')
   const s503 = byName.get('GET /503') as ReadableSpan
   t.equal(s503.status.code, SpanStatusCode.ERROR)
   t.equal(s503.attributes['error.type'], '503')
