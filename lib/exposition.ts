@@ -7,6 +7,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { PromRegistry } from './options'
 import { SeriesGauge, SeriesHistogram } from './metrics'
+import type { Exemplar, HistogramSeries } from './metrics'
 
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
 export const OPENMETRICS_CONTENT_TYPE = 'application/openmetrics-text; version=1.0.0; charset=utf-8'
@@ -79,25 +80,47 @@ function header (name: string, help: string, type: string, openMetrics: boolean)
   return '# HELP ' + name + ' ' + escapeHelp(help, openMetrics) + '\n# TYPE ' + name + ' ' + type + '\n'
 }
 
-function renderHistogram (m: SeriesHistogram, openMetrics: boolean, defaults: Record<string, unknown> | null): string {
-  let out = header(m.name, m.help, 'histogram', openMetrics)
-  const bounds = m.upperBounds
-  const bucketName = m.name + '_bucket'
-  for (const s of m.series.values()) {
-    const base = formatLabels(s.labels, defaults)
-    // '{a="b"}' -> '{a="b",' so le can be appended without rebuilding the label set.
-    const open = base === '' ? '{' : base.slice(0, -1) + ','
-    let acc = 0
-    for (let i = 0; i <= bounds.length; i++) {
-      acc += s.counts[i]
-      out += bucketName + open + 'le="' + (i < bounds.length ? formatValue(bounds[i]) : '+Inf') + '"} ' + acc
-      if (openMetrics && s.exemplars !== null) out += formatExemplar(s.exemplars[i])
-      out += '\n'
-    }
-    out += m.name + '_sum' + base + ' ' + formatValue(s.sum) + '\n'
-    out += m.name + '_count' + base + ' ' + s.count + '\n'
+function renderHistogram (m: SeriesHistogram, openMetrics: boolean, defaults: Record<string, unknown> | null, out: Buffer[]): void {
+  out.push(Buffer.from(header(m.name, m.help, 'histogram', openMetrics)))
+  for (const s of m.series.values()) out.push(seriesLines(m, s, openMetrics, defaults))
+}
+
+/**
+ * One series' lines, re-rendered only when it changed since the last scrape: a scrape of
+ * thousands of series where few saw traffic costs little more than copying cached bytes.
+ * They are kept encoded, so a scrape neither re-encodes them nor walks string pieces again.
+ * Without exemplars both formats are the same bytes.
+ */
+function seriesLines (m: SeriesHistogram, s: HistogramSeries, openMetrics: boolean, defaults: Record<string, unknown> | null): Buffer {
+  const om = openMetrics && s.exemplars !== null
+  if (s.renderedDefaults !== defaults) {
+    s.renderedDefaults = defaults
+    s.renderedTextAt = s.renderedOpenMetricsAt = -1
   }
-  return out
+  if (om ? s.renderedOpenMetricsAt === s.count : s.renderedTextAt === s.count) return om ? s.renderedOpenMetrics : s.renderedText
+
+  const bounds = m.upperBounds
+  const base = formatLabels(s.labels, defaults)
+  // '{a="b"}' -> '{a="b",' so le can be appended without rebuilding the label set.
+  const bucket = m.name + '_bucket' + (base === '' ? '{' : base.slice(0, -1) + ',') + 'le="'
+  let out = ''
+  let acc = 0
+  for (let i = 0; i <= bounds.length; i++) {
+    acc += s.counts[i]
+    out += bucket + (i < bounds.length ? formatValue(bounds[i]) : '+Inf') + '"} ' + acc
+    if (om) out += formatExemplar((s.exemplars as Array<Exemplar | null>)[i])
+    out += '\n'
+  }
+  out += m.name + '_sum' + base + ' ' + formatValue(s.sum) + '\n' + m.name + '_count' + base + ' ' + s.count + '\n'
+  const bytes = Buffer.from(out)
+  if (om) {
+    s.renderedOpenMetrics = bytes
+    s.renderedOpenMetricsAt = s.count
+  } else {
+    s.renderedText = bytes
+    s.renderedTextAt = s.count
+  }
+  return bytes
 }
 
 function renderGauge (m: SeriesGauge, openMetrics: boolean, defaults: Record<string, unknown> | null): string {
@@ -126,26 +149,38 @@ async function renderGeneric (metric: any, openMetrics: boolean, defaults: Recor
   return out
 }
 
-export async function render (registry: PromRegistry, openMetrics: boolean): Promise<string> {
+/** The exposition of a registry as bytes, in Prometheus text 0.0.4 or OpenMetrics 1.0.0. */
+export async function renderBuffer (registry: PromRegistry, openMetrics: boolean): Promise<Buffer> {
   // Registry default labels are kept privately by both clients; read them where they are.
   const rawDefaults = (registry as unknown as { _defaultLabels?: Record<string, unknown> })._defaultLabels
   const defaults = rawDefaults !== undefined && Object.keys(rawDefaults).length > 0 ? rawDefaults : null
-  const parts: string[] = []
+  const out: Buffer[] = []
+  const gap = openMetrics ? EMPTY : NEWLINE // the text format separates families by a blank line
   for (const metric of registry.getMetricsAsArray()) {
-    if (metric instanceof SeriesHistogram) parts.push(renderHistogram(metric, openMetrics, defaults))
-    else if (metric instanceof SeriesGauge) parts.push(renderGauge(metric, openMetrics, defaults))
-    else parts.push(await renderGeneric(metric, openMetrics, defaults))
+    if (out.length > 0) out.push(gap)
+    if (metric instanceof SeriesHistogram) renderHistogram(metric, openMetrics, defaults, out)
+    else if (metric instanceof SeriesGauge) out.push(Buffer.from(renderGauge(metric, openMetrics, defaults)))
+    else out.push(Buffer.from(await renderGeneric(metric, openMetrics, defaults)))
   }
-  return openMetrics ? parts.join('') + '# EOF\n' : parts.join('\n')
+  if (openMetrics) out.push(EOF)
+  return Buffer.concat(out)
 }
 
-export type MetricsHandler = (request: FastifyRequest, reply: FastifyReply) => Promise<string>
+const EMPTY = Buffer.alloc(0)
+const NEWLINE = Buffer.from('\n')
+const EOF = Buffer.from('# EOF\n')
+
+export async function render (registry: PromRegistry, openMetrics: boolean): Promise<string> {
+  return (await renderBuffer(registry, openMetrics)).toString('utf8')
+}
+
+export type MetricsHandler = (request: FastifyRequest, reply: FastifyReply) => Promise<Buffer>
 
 /** A ready-made route handler, also exposed on the instance for users who serve it elsewhere. */
 export function createMetricsHandler (registry: PromRegistry): MetricsHandler {
   return async function metricsHandler (request, reply) {
     const openMetrics = prefersOpenMetrics(request.headers.accept)
     reply.header('content-type', openMetrics ? OPENMETRICS_CONTENT_TYPE : PROMETHEUS_CONTENT_TYPE)
-    return render(registry, openMetrics)
+    return renderBuffer(registry, openMetrics)
   }
 }

@@ -13,6 +13,8 @@ export const OTHER_METHOD = '_OTHER'
 /** `http_route` of requests that matched no route: one fixed value, so random URLs add no series. */
 export const UNMATCHED_ROUTE = 'unmatched'
 
+const EMPTY_BUFFER = Buffer.alloc(0)
+
 export const DURATION_NAME = 'http_server_request_duration_seconds'
 export const ACTIVE_NAME = 'http_server_active_requests'
 
@@ -33,6 +35,16 @@ export class HistogramSeries {
   readonly exemplars: Array<Exemplar | null> | null
   sum = 0
   count = 0
+  /**
+   * Exposition cache (lib/exposition.ts): this series' lines as last rendered, and the count and
+   * default labels they were rendered with. `count` grows with every observation, so an equal
+   * count means nothing changed and the scrape reuses the string.
+   */
+  renderedText: Buffer = EMPTY_BUFFER
+  renderedOpenMetrics: Buffer = EMPTY_BUFFER
+  renderedTextAt = -1
+  renderedOpenMetricsAt = -1
+  renderedDefaults: object | null = null
   private readonly bounds: readonly number[]
 
   constructor (labels: Record<string, string>, bounds: readonly number[], withExemplars: boolean) {
@@ -95,6 +107,7 @@ export class SeriesHistogram {
       s.exemplars?.fill(null)
       s.sum = 0
       s.count = 0
+      s.renderedTextAt = s.renderedOpenMetricsAt = -1
     }
   }
 
