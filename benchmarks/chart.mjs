@@ -29,30 +29,30 @@ export function renderChart (runs) {
   const gap = 4
   const groupGap = 14
   const left = 170
-  const plotW = 460
-  const right = 70
+  const plotW = 520
+  const right = 50
   const top = 56
   const groupH = series.length * (barH + gap) - gap
   const height = top + names.length * (groupH + groupGap) + 48
   const width = left + plotW + right
   let max = 1.1
   for (const s of series) for (const v of Object.values(s.variants)) if (v.ratios?.efficiency > max) max = v.ratios.efficiency
-  max = Math.ceil(max * 10) / 10
+  max = Math.ceil(max * 5 - 1e-9) / 5
   const x = (val) => left + (val / max) * plotW
 
   const out = []
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif" font-size="12">`)
   out.push(`<rect width="100%" height="100%" fill="#ffffff"/>`)
-  out.push(`<text x="${left}" y="20" font-size="14" font-weight="600">Efficiency: bare CPU/request ÷ variant CPU/request (higher is better)</text>`)
+  out.push(`<text x="12" y="20" font-size="14" font-weight="600">Efficiency = bare CPU per request ÷ variant CPU per request (higher is better, 1.0 = free)</text>`)
   // legend
-  let lx = left
+  let lx = 12
   series.forEach((s, i) => {
     const c = PALETTE[i % PALETTE.length]
     out.push(`<rect x="${lx}" y="32" width="12" height="12" fill="${c.plugin}"/><rect x="${lx + 13}" y="32" width="12" height="12" fill="${c.peer}"/>`)
     out.push(`<text x="${lx + 30}" y="42">${esc(s.label)}</text>`)
     lx += 150
   })
-  out.push(`<text x="${lx}" y="42" fill="#6b7280">blue: this plugin · grey: peers · ▏target</text>`)
+  out.push(`<text x="${lx}" y="42" fill="#6b7280">blue: this plugin · grey: peers · dark: bare Fastify · red tick: target</text>`)
   // grid
   for (let g = 0; g <= max + 1e-9; g += 0.2) {
     const gx = x(g)
@@ -96,7 +96,7 @@ export function writeChart (inputs, outFile) {
   return outFile
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1]).href) {
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const args = process.argv.slice(2)
   let out = path.join(BENCH_DIR, 'results', 'efficiency.svg')
   const files = []

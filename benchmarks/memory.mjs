@@ -135,7 +135,7 @@ export async function runMemory (opts, log = console.error) {
 
 if (childParams()) {
   await childMain(measureSubject)
-} else if (import.meta.url === pathToFileURL(process.argv[1]).href) {
+} else if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const opts = parseArgs()
   if (opts.help) { console.log(USAGE); process.exit(0) }
   console.log(JSON.stringify(await runMemory(opts), null, 2))

@@ -82,7 +82,7 @@ export function report (file, { base, top = 20 } = {}) {
   return out.join('\n') + '\n'
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1]).href) {
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const args = process.argv.slice(2)
   let base
   let top = 20

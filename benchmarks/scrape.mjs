@@ -6,7 +6,7 @@
 import path from 'node:path'
 import { pathToFileURL, fileURLToPath } from 'node:url'
 import {
-  median, percentile, round, parseArgs, runChild, childMain, childParams, countSamples, prng, USAGE
+  median, percentile, round, waitQuiet, parseArgs, runChild, childMain, childParams, countSamples, prng, USAGE
 } from './lib/common.mjs'
 import { buildApp } from './lib/subjects.mjs'
 
@@ -97,6 +97,7 @@ async function measureSubject ({ subject, routes, iterations }) {
 export async function runScrape (opts, log = console.error) {
   const out = { routes: opts.scrapeRoutes, seriesTarget: opts.scrapeRoutes * STATUS.length * METHODS.length, iterations: opts.scrapeIterations, targetMs: SCRAPE_TARGET_MS, subjects: {} }
   for (const subject of SCRAPE_SUBJECTS) {
+    if (opts.quietWait > 0) await waitQuiet({ maxWaitS: opts.quietWait })
     const r = await runChild(SELF, { subject, routes: opts.scrapeRoutes, iterations: opts.scrapeIterations }, { core: 1 })
     out.subjects[subject] = r
     if (!r.ok) log(`[scrape] ${subject}: FAILED: ${r.error}`)
@@ -111,7 +112,7 @@ export async function runScrape (opts, log = console.error) {
 
 if (childParams()) {
   await childMain(measureSubject)
-} else if (import.meta.url === pathToFileURL(process.argv[1]).href) {
+} else if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const opts = parseArgs()
   if (opts.help) { console.log(USAGE); process.exit(0) }
   console.log(JSON.stringify(await runScrape(opts), null, 2))

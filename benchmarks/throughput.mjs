@@ -193,9 +193,14 @@ export async function runThroughput (opts, log = console.error) {
       v.median = null
       continue
     }
+    // Rounds still disturbed after the retries are left out of the medians
+    // as long as at least one clean round remains.
+    const clean = ok.filter((x) => x.otherLoadOnServerCore == null || x.otherLoadOnServerCore <= DISTURBED)
+    const use = clean.length ? clean : ok
     v.median = {}
-    for (const f of FIGURES) v.median[f] = round(median(ok.map((x) => x[f])), 3)
+    for (const f of FIGURES) v.median[f] = round(median(use.map((x) => x[f])), 3)
     v.roundsOk = ok.length
+    v.roundsUsed = use.map((x) => x.round)
   }
 
   // Ratios to bare, from the medians; efficiency also paired per round.
@@ -208,7 +213,7 @@ export async function runThroughput (opts, log = console.error) {
     const paired = []
     for (const rr of v.rounds) {
       const br = bare.rounds.find((x) => x.round === rr.round && x.ok)
-      if (rr.ok && br) paired.push(br.cpuPerReqUs / rr.cpuPerReqUs)
+      if (rr.ok && br && v.roundsUsed.includes(rr.round) && bare.roundsUsed.includes(br.round)) paired.push(br.cpuPerReqUs / rr.cpuPerReqUs)
     }
     v.ratios = {
       efficiency: round(b.cpuPerReqUs / m.cpuPerReqUs, 3),
@@ -228,7 +233,7 @@ export async function runThroughput (opts, log = console.error) {
   }
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1]).href) {
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const opts = parseArgs()
   if (opts.help) { console.log(USAGE); process.exit(0) }
   const res = await runThroughput(opts)

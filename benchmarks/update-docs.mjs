@@ -31,6 +31,6 @@ export function updateDocs ({ resultsDir = path.join(BENCH_DIR, 'results'), doc 
   return true
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1]).href) {
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   console.error(updateDocs() ? 'docs/performance.md updated' : 'no benchmarks/results/node*.md to copy')
 }

@@ -120,6 +120,13 @@ export function renderMarkdown (results) {
     lines.push('')
     lines.push(throughputTable(results))
     lines.push('')
+    const left = Object.entries(results.throughput.variants)
+      .filter(([, v]) => v.roundsUsed && v.roundsUsed.length < v.roundsOk)
+      .map(([n, v]) => `\`${n}\` (used rounds ${v.roundsUsed.join(', ')})`)
+    if (left.length) {
+      lines.push(`Rounds still disturbed by other processes after the retries, left out of the medians: ${left.join('; ')}.`)
+      lines.push('')
+    }
   }
   if (results.scrape) {
     lines.push(`Scrape of ${results.scrape.routes} routes × 5 status codes × 2 methods (${fmtInt(results.scrape.seriesTarget)} label sets), median of ${results.scrape.iterations} scrapes via \`app.inject\`:`)
