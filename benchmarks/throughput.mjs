@@ -72,12 +72,12 @@ async function measureOnce (name, opts, load, paths) {
     const loadTimeout = (Math.max(opts.duration, opts.warmup) + 30) * 1000
 
     if (opts.warmup > 0) {
-      await load.run({ url, paths, connections: opts.connections, duration: opts.warmup }, loadTimeout)
+      await load.run({ url, paths, connections: opts.connections, duration: opts.warmup, rate: opts.rate }, loadTimeout)
     }
     server.send({ type: 'start' })
     await nextMessage(server, (m) => m?.type === 'started')
     const stat0 = cpuTimes()
-    const ac = await load.run({ url, paths, connections: opts.connections, duration: opts.duration }, loadTimeout)
+    const ac = await load.run({ url, paths, connections: opts.connections, duration: opts.duration, rate: opts.rate }, loadTimeout)
     const stat1 = cpuTimes()
     server.send({ type: 'stop' })
     const s = await nextMessage(server, (m) => m?.type === 'stopped')
@@ -227,7 +227,7 @@ export async function runThroughput (opts, log = console.error) {
   }
 
   return {
-    options: { connections: opts.connections, duration: opts.duration, warmup: opts.warmup, rounds: opts.rounds, mix: opts.mix, retries: opts.retries, quietWait: opts.quietWait, disturbedThreshold: DISTURBED, workload: opts.mix ? 'mix: 80% GET /api/users/:id (1,000 ids), 15% GET /api/health, 5% unmatched' : 'GET /api/users/:id over 1,000 ids' },
+    options: { connections: opts.connections, rate: opts.rate || null, duration: opts.duration, warmup: opts.warmup, rounds: opts.rounds, mix: opts.mix, retries: opts.retries, quietWait: opts.quietWait, disturbedThreshold: DISTURBED, workload: opts.mix ? 'mix: 80% GET /api/users/:id (1,000 ids), 15% GET /api/health, 5% unmatched' : 'GET /api/users/:id over 1,000 ids' },
     pinning: pin,
     variants
   }

@@ -16,6 +16,7 @@ const require = createRequire(path.join(ROOT_DIR, 'package.json'))
 
 export const DEFAULTS = {
   connections: 50,
+  rate: 0, // 0: closed loop, as fast as the server answers; N: fixed N req/s in total
   duration: 5,
   warmup: 2,
   rounds: 3,
@@ -44,7 +45,7 @@ export const QUICK = {
   quietWait: 0
 }
 
-const NUMERIC = new Set(['retries', 'quietWait', 'connections', 'duration', 'warmup', 'rounds', 'scrapeRoutes', 'scrapeIterations', 'memoryRequests'])
+const NUMERIC = new Set(['rate', 'retries', 'quietWait', 'connections', 'duration', 'warmup', 'rounds', 'scrapeRoutes', 'scrapeIterations', 'memoryRequests'])
 
 const camel = (s) => s.replace(/-([a-z])/g, (_, c) => c.toUpperCase())
 
@@ -62,7 +63,7 @@ export function parseArgs (argv = process.argv.slice(2)) {
     if (!(k in DEFAULTS)) throw new Error(`unknown option --${k}`)
     if (NUMERIC.has(k)) {
       const n = Number(v)
-      if (!Number.isFinite(n) || n < 0 || (n === 0 && k !== 'retries' && k !== 'quietWait')) throw new Error(`--${k} must be a positive number`)
+      if (!Number.isFinite(n) || n < 0 || (n === 0 && !['retries', 'quietWait', 'rate'].includes(k))) throw new Error(`--${k} must be a positive number`)
       given[k] = n
     } else if (k === 'variants' || k === 'only') {
       given[k] = v.split(',').map((s) => s.trim()).filter(Boolean)
@@ -84,6 +85,8 @@ export function parseArgs (argv = process.argv.slice(2)) {
 
 export const USAGE = `Usage: npm run bench -- [options]
   --connections N       autocannon connections (default 50)
+  --rate N              fixed total request rate (req/s) instead of closed loop; CPU/req
+                        then compares every variant at the same throughput
   --duration S          measured seconds per variant per round (default 5)
   --warmup S            warm-up seconds before each measurement (default 2)
   --rounds N            rounds; variants alternate within each round (default 3)

@@ -20,6 +20,7 @@ async function run (msg) {
     timeout: 10,
     requests: msg.paths.map((path) => ({ method: 'GET', path }))
   }
+  if (msg.rate) opts.overallRate = msg.rate
   if (msg.amount) opts.amount = msg.amount
   else opts.duration = msg.duration
   // autocannon's own latency histogram has 1 ms resolution; keep every
