@@ -1,6 +1,11 @@
-// startTelemetry() and the preloads, end to end: child processes started with
-// `node --require ./dist/register.js` / `node --import ./dist/register.mjs` export to the
+// startTelemetry() and the preloads, end to end: Fastify apps registering the plugin
+// (test/fixtures/telemetry-app.{cjs,mjs}), started as child processes with
+// `node --require ./dist/register.js` / `node --import ./dist/register.mjs`, export to the
 // in-test OTLP and Jaeger receivers, which decode the real bytes.
+//
+// The preloads configure instrumentation-http with disableIncomingRequestInstrumentation: the
+// plugin starts each request's SERVER span itself (scope 'fastify-observability'), and
+// instrumentation-http only traces outgoing calls, unless the app opts back in (last tests).
 import t from 'tap'
 import type { Test } from 'tap'
 import { spawn, execFile, execFileSync } from 'node:child_process'
@@ -77,7 +82,12 @@ function childEnv (extra: Record<string, string>): NodeJS.ProcessEnv {
 
 function startApp (t: Test, preload: 'require' | 'import', fixture: 'cjs' | 'mjs', env: Record<string, string>): App {
   const preloadFile = preload === 'require' ? './dist/register.js' : './dist/register.mjs'
-  const child = spawn(process.execPath, [`--${preload}`, preloadFile, `test/fixtures/telemetry-app.${fixture}`], {
+  return startProcess(t, [`--${preload}`, preloadFile, `test/fixtures/telemetry-app.${fixture}`], env)
+}
+
+/** A child `node <args>` in the repo root; ready when it prints its {"port": ...} line. */
+function startProcess (t: Test, args: string[], env: Record<string, string>): App {
+  const child = spawn(process.execPath, args, {
     cwd: ROOT,
     env: childEnv(env),
     stdio: ['ignore', 'pipe', 'pipe']
@@ -121,11 +131,16 @@ function get (port: number, path: string, headers: Record<string, string> = {}):
 
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
 
+const PLUGIN_SCOPE = 'fastify-observability'
+const HTTP_SCOPE = '@opentelemetry/instrumentation-http'
+const STATUS_UNSET = 0
+const STATUS_ERROR = 2
+
 function serverSpanFor (spans: ReceivedSpan[], path: string): ReceivedSpan | undefined {
-  return spans.find(s => s.kind === SpanKind.SERVER && (s.attributes['url.path'] === path || s.attributes['http.target'] === path))
+  return spans.find(s => s.kind === SpanKind.SERVER && s.attributes['url.path'] === path)
 }
 
-/** Common assertions on the instrumentation-http SERVER span of a request sent with TRACEPARENT. */
+/** Common assertions on the plugin's SERVER span of a request to the route `path` sent with TRACEPARENT. */
 function checkServerSpan (t: Test, span: ReceivedSpan | undefined, path: string, status: number): void {
   t.ok(span, `SERVER span for ${path}`)
   if (!span) return
@@ -134,10 +149,13 @@ function checkServerSpan (t: Test, span: ReceivedSpan | undefined, path: string,
   t.match(span.spanId, /^[0-9a-f]{16}$/)
   t.not(span.spanId, PARENT_ID, 'a new span id')
   t.equal(span.kindName, 'SERVER')
-  t.equal(span.scope.name, '@opentelemetry/instrumentation-http', 'from instrumentation-http')
+  t.equal(span.scope.name, PLUGIN_SCOPE, 'started by the plugin (instrumentation-http\'s incoming spans are off)')
+  t.equal(span.name, `GET ${path}`, 'named "METHOD route"')
+  t.equal(span.attributes['http.route'], path)
+  t.equal(span.attributes['url.path'], path)
   t.equal(span.attributes['http.request.method'], 'GET')
-  const code = span.attributes['http.response.status_code'] ?? span.attributes['http.status_code']
-  t.equal(code, status, 'status code attribute')
+  t.equal(span.attributes['http.response.status_code'], status, 'status code attribute')
+  t.ok(span.endTimeUnixNano > span.startTimeUnixNano, 'ended')
 }
 
 t.before(ensureBuilt)
@@ -159,14 +177,16 @@ t.test('CJS: --require preload, OTLP http/protobuf, flushed by SIGTERM', async (
   const { port, handle } = await app.ready
   t.same(handle?.config.exporters, ['otlp'])
   t.equal(handle?.config.otlp?.url, rx.tracesUrl, 'OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces')
-  t.ok(handle?.instrumentations.includes('@opentelemetry/instrumentation-http'), 'instrumentation-http on')
+  t.ok(handle?.instrumentations.includes(HTTP_SCOPE), 'instrumentation-http on (outgoing calls)')
   t.ok(handle?.instrumentations.includes('@opentelemetry/instrumentation-undici'), 'other auto-instrumentations on')
   for (const noisy of ['fs', 'dns', 'net', 'runtime-node']) {
     t.notOk(handle?.instrumentations.includes(`@opentelemetry/instrumentation-${noisy}`), `${noisy} off by default`)
   }
 
   t.same(await get(port, '/hello?x=1', { traceparent: TRACEPARENT }), { status: 200, body: '{"url":"/hello?x=1"}' })
-  t.equal((await get(port, '/fail', { traceparent: TRACEPARENT })).status, 500)
+  const fail = await get(port, '/fail', { traceparent: TRACEPARENT })
+  t.equal(fail.status, 500)
+  t.match(JSON.parse(fail.body), { statusCode: 500, message: 'quota exceeded' }, 'Fastify\'s error reply')
   await sleep(500)
   t.equal(rx.spans.length, 0, 'nothing exported before shutdown (batch delay 600 s)')
 
@@ -176,11 +196,21 @@ t.test('CJS: --require preload, OTLP http/protobuf, flushed by SIGTERM', async (
   checkServerSpan(t, serverSpanFor(spans, '/hello'), '/hello', 200)
   checkServerSpan(t, serverSpanFor(spans, '/fail'), '/fail', 500)
   const hello = serverSpanFor(spans, '/hello')!
-  t.equal(hello.attributes['url.query'] ?? null, 'x=1')
+  t.equal(hello.attributes['url.query'], 'x=1', 'the fixture sets tracing.captureQuery')
+  t.equal(hello.status.code, STATUS_UNSET)
+  t.notOk('error.type' in hello.attributes)
+  const failSpan = serverSpanFor(spans, '/fail')
+  t.equal(failSpan?.status.code, STATUS_ERROR, '5xx: status ERROR')
+  t.equal(failSpan?.status.message, 'quota exceeded', 'with the thrown error\'s message')
+  t.equal(failSpan?.attributes['error.type'], 'RangeError', 'error.type = the error\'s class')
+  const exc = failSpan?.events.filter(e => e.name === 'exception') ?? []
+  t.equal(exc.length, 1, 'one exception event')
+  t.equal(exc[0]?.attributes['exception.message'], 'quota exceeded')
+  t.equal(exc[0]?.attributes['exception.type'], 'RangeError')
   t.equal(hello.resource['service.name'], 'cjs-fixture', 'OTEL_SERVICE_NAME wins over npm_package_name')
   t.equal(hello.resource['service.version'], '3.4.5', 'service.version from npm_package_version')
   t.equal(hello.resource['telemetry.sdk.language'], 'nodejs')
-  t.equal(spans.length, 2, 'exactly the two SERVER spans (the exporter\'s own requests are not traced)')
+  t.equal(spans.length, 2, 'exactly the two SERVER spans (no instrumentation-http SERVER span; the exporter\'s own requests are not traced)')
   t.equal(rx.requests.length, 1, 'one export request, from the flush')
   t.same(rx.errors, [])
 })
@@ -196,7 +226,7 @@ t.test('ESM: --import preload, Jaeger HTTP collector, flushed by SIGINT', async 
   })
   const { port, handle } = await app.ready
   t.same(handle?.config.jaeger, { transport: 'http', endpoint: rx.endpoint })
-  t.equal((await get(port, '/esm', { traceparent: TRACEPARENT })).status, 200)
+  t.same(await get(port, '/esm?token=s3cret', { traceparent: TRACEPARENT }), { status: 200, body: '{"url":"/esm?token=s3cret"}' })
   await sleep(300)
   t.equal(rx.spans.length, 0, 'nothing exported before shutdown')
 
@@ -210,9 +240,11 @@ t.test('ESM: --import preload, Jaeger HTTP collector, flushed by SIGINT', async 
   t.same(await app.exited, { code: null, signal: 'SIGINT' })
   const span = await rx.waitForSpan(s => s.kind === SpanKind.SERVER, 5000)
   checkServerSpan(t, span, '/esm', 200)
+  t.notOk('url.query' in span.attributes, 'query string not recorded by default')
   t.equal(span.transport, 'jaeger-http')
   t.equal(span.resource['service.name'], 'esm-fixture', 'Jaeger process.serviceName')
-  t.equal(logged.span_id, span.spanId, 'log line correlated with the exported SERVER span')
+  t.equal(logged.span_id, span.spanId, 'log line correlated with the plugin\'s exported SERVER span (the handler runs in its context)')
+  t.equal(rx.spans.length, 1, 'one span: the plugin\'s')
 })
 
 t.test('CJS: Jaeger UDP agent, service.name from npm_package_name', async (t) => {
@@ -240,7 +272,7 @@ t.test('signal-exit in the app does not count as the app\'s own handler', async 
   let signalExitAvailable = true
   try { require.resolve('signal-exit') } catch { signalExitAvailable = false }
   if (!signalExitAvailable) {
-    t.skip('signal-exit is not installed')
+    t.skip('signal-exit is not installed', () => {})
     return
   }
   const rx = await startOtlpReceiver()
@@ -278,7 +310,7 @@ t.test('the app\'s own SIGTERM handler decides: no forced exit, spans still flus
   checkServerSpan(t, span, '/own', 200)
 })
 
-t.test('flushed on beforeExit when the app ends by itself', async (t) => {
+t.test('flushed on beforeExit when the app ends by itself; self-request CLIENT + SERVER spans', async (t) => {
   const rx = await startOtlpReceiver()
   t.teardown(() => rx.close())
   const app = startApp(t, 'require', 'cjs', {
@@ -287,16 +319,31 @@ t.test('flushed on beforeExit when the app ends by itself', async (t) => {
     OTEL_BSP_SCHEDULE_DELAY: '600000',
     FIXTURE_ONESHOT: '1'
   })
-  await app.ready
+  const { port } = await app.ready
   t.same(await app.exited, { code: 0, signal: null })
   t.match(app.stdout(), /oneshot-done/)
-  const spans = await rx.waitFor(s => s.length >= 2, 5000)
+  const spans = await rx.waitFor(s => s.length >= 3, 5000)
+  await sleep(100)
   const client = spans.find(s => s.kind === SpanKind.CLIENT)
   const server = spans.find(s => s.kind === SpanKind.SERVER)
   t.ok(client && server, 'CLIENT and SERVER spans of the self-request')
+  t.equal(client?.scope.name, HTTP_SCOPE, 'CLIENT span from instrumentation-http (outgoing calls still traced)')
+  t.equal(client?.attributes['server.port'], port, 'CLIENT span targets the app')
+  t.equal(client?.attributes['http.response.status_code'], 200)
+  t.equal(server?.scope.name, PLUGIN_SCOPE, 'SERVER span from the plugin')
+  t.equal(server?.name, 'GET /oneshot')
+  t.equal(server?.attributes['http.route'], '/oneshot')
   t.equal(server?.traceId, client?.traceId, 'one trace')
   t.equal(server?.parentSpanId, client?.spanId, 'server span is the child of the client span (traceparent propagated)')
   t.equal(client?.parentSpanId, '', 'client span is a root')
+  // The app's onClose flush (the plugin's) exported those; 'after-close' was ended after it, so
+  // only the preload's 'beforeExit' shutdown can have delivered it.
+  const late = spans.find(s => s.name === 'after-close')
+  t.equal(late?.scope.name, 'oneshot-fixture', 'the span ended after app.close() was exported at beforeExit')
+  t.equal(late?.resource['service.name'], 'oneshot')
+  t.equal(spans.length, 3, 'nothing else (no instrumentation-http SERVER span)')
+  t.equal(rx.requests.length, 2, 'two exports: the onClose flush, then the beforeExit shutdown')
+  t.same(rx.errors, [])
 })
 
 t.test('OTEL_SDK_DISABLED=true: the preload does nothing', async (t) => {
@@ -357,6 +404,54 @@ t.test('instrumentations option', async (t) => {
   t.same(c.instrumentations.slice().sort(), [http, net], 'OTEL_NODE_ENABLED_INSTRUMENTATIONS respected, incl. a default-off one')
   const d = await runOptionsFixture({ exporter: 'none', instrumentations: false })
   t.same(d.instrumentations, [], 'false: none')
+})
+
+t.test('instrumentations: { http: { disableIncomingRequestInstrumentation: false } } brings back instrumentation-http\'s SERVER span, which the plugin enriches', async (t) => {
+  const rx = await startOtlpReceiver()
+  t.teardown(() => rx.close())
+  const common = { exporter: 'otlp', otlp: { endpoint: rx.tracesUrl }, batch: { scheduledDelayMillis: 600000 } }
+  const runs = [
+    { service: 'incoming-default', options: {}, tp: '4bf92f3577b34da6a3ce929d0e0e0001', scope: PLUGIN_SCOPE },
+    {
+      service: 'incoming-http',
+      options: { instrumentations: { http: { disableIncomingRequestInstrumentation: false } } },
+      tp: '4bf92f3577b34da6a3ce929d0e0e0002',
+      scope: HTTP_SCOPE
+    }
+  ]
+  for (const run of runs) {
+    const app = startProcess(t, ['test/fixtures/telemetry-options.cjs'], {
+      FIXTURE_APP: '1',
+      FIXTURE_OPTIONS: JSON.stringify({ ...common, serviceName: run.service, ...run.options })
+    })
+    const { port, handle } = await app.ready
+    t.ok(handle?.instrumentations.includes(HTTP_SCOPE), `${run.service}: instrumentation-http registered`)
+    t.ok(handle?.instrumentations.includes('@opentelemetry/instrumentation-undici'), `${run.service}: the other defaults kept`)
+    t.same(await get(port, '/items/42', { traceparent: `00-${run.tp}-${PARENT_ID}-01` }), { status: 200, body: '{"id":"42"}' })
+    await sleep(100)
+    t.equal(rx.spans.filter(s => s.resource['service.name'] === run.service).length, 0, `${run.service}: nothing exported before shutdown`)
+    app.child.kill('SIGTERM')
+    t.same(await app.exited, { code: 0, signal: null }, `${run.service}: closed, shut down, exited`)
+  }
+  const spans = await rx.waitFor(s => s.length >= 2, 5000)
+  await sleep(100)
+  t.same(rx.errors, [])
+  for (const run of runs) {
+    const mine = spans.filter(s => s.traceId === run.tp)
+    t.equal(mine.length, 1, `${run.service}: exactly one span for the request`)
+    const s = mine[0]
+    t.equal(s?.resource['service.name'], run.service)
+    t.equal(s?.kindName, 'SERVER')
+    t.equal(s?.scope.name, run.scope, `${run.service}: SERVER span from ${run.scope}`)
+    t.equal(s?.name, 'GET /items/:id', `${run.service}: named by the plugin`)
+    t.equal(s?.attributes['http.route'], '/items/:id', `${run.service}: http.route set by the plugin`)
+    t.equal(s?.attributes['url.path'], '/items/42')
+    t.equal(s?.attributes['http.request.method'], 'GET')
+    t.equal(s?.attributes['http.response.status_code'], 200)
+    t.equal(s?.parentSpanId, PARENT_ID, `${run.service}: continues the incoming trace`)
+    t.equal(s?.status.code, STATUS_UNSET)
+  }
+  t.equal(spans.length, 2, 'one span per app, nothing else')
 })
 
 // ------------------------------------------------------------------------------------------
