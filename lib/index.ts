@@ -51,6 +51,15 @@ type StatefulConfig = RoutePolicyConfig & { url?: string, [kRouteState]?: RouteS
 
 const TELEMETRY = Symbol.for('fastify-observability.telemetry')
 
+function findContextKey (request: FastifyRequest): symbol | null {
+  const config = request.routeOptions.config
+  for (const key of Object.getOwnPropertySymbols(request)) {
+    const value = (request as unknown as Record<symbol, unknown>)[key]
+    if (value !== null && typeof value === 'object' && (value as { config?: unknown }).config === config) return key
+  }
+  return null
+}
+
 function checkRouteConfig (config: RoutePolicyConfig | undefined, route: string): void {
   for (const key of ['metrics', 'tracing'] as const) {
     const v = config?.[key]
@@ -91,9 +100,20 @@ function observability (fastify: FastifyInstance, opts: ObservabilityOptions, do
     route.config = config as RouteOptions['config']
   })
 
+  // Fastify keeps a request's route context under a private symbol; `request.routeOptions` builds
+  // a new object on every access. The symbol is found on the first request and checked against
+  // routeOptions; if Fastify ever stores it otherwise, routeOptions is used.
+  let contextKey: symbol | null | undefined
+
+  function routeConfig (request: FastifyRequest): StatefulConfig {
+    if (contextKey === undefined) contextKey = findContextKey(request)
+    if (contextKey === null) return request.routeOptions.config as StatefulConfig
+    return (request as unknown as Record<symbol, { config: StatefulConfig }>)[contextKey].config
+  }
+
   /** The route's precomputed state; decided late (once) for routes added before the plugin. */
   function routeState (request: FastifyRequest): RouteState {
-    const config = request.routeOptions.config as StatefulConfig
+    const config = routeConfig(request)
     const state = config[kRouteState]
     if (state !== undefined) return state
     if (config.url === undefined) return unmatched
@@ -112,7 +132,7 @@ function observability (fastify: FastifyInstance, opts: ObservabilityOptions, do
       series.active.value++
       request[kSeries] = series
     }
-    if (state.tracing !== null) {
+    if (state.tracing !== null && !(tracing as Tracing).idle) {
       const rs = (tracing as Tracing).start(request, reply, state.tracing)
       request[kSpan] = rs
       // Later hooks and the handler run inside the span's context, so their spans are children.

@@ -2,8 +2,8 @@
 //
 // If @opentelemetry/instrumentation-http already started the SERVER span for this request, that
 // span is enriched (name, http.route, exception) instead of a second one being started.
-import { context, propagation, trace, SpanKind, SpanStatusCode } from '@opentelemetry/api'
-import type { Attributes, Context, Span, Tracer } from '@opentelemetry/api'
+import { context, propagation, trace, ProxyTracerProvider, SpanKind, SpanStatusCode } from '@opentelemetry/api'
+import type { Attributes, Context, Span, Tracer, TracerProvider } from '@opentelemetry/api'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { ResolvedTracing } from './options'
 import { KNOWN_METHODS, OTHER_METHOD } from './metrics'
@@ -52,14 +52,26 @@ function headerString (v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v.join(', ') : v
 }
 
+/** What the global ProxyTracerProvider delegates to while no SDK is registered. */
+const NOOP_PROVIDER = new ProxyTracerProvider().getDelegate()
+
 export class Tracing {
   private readonly tracer: Tracer
+  private readonly provider: TracerProvider
 
   constructor (private readonly options: ResolvedTracing) {
     // The global API hands out a ProxyTracer that follows an SDK started after register.
-    this.tracer = options.tracerProvider !== undefined
-      ? options.tracerProvider.getTracer(TRACER_NAME, TRACER_VERSION)
-      : trace.getTracer(TRACER_NAME, TRACER_VERSION)
+    this.provider = options.tracerProvider ?? trace.getTracerProvider()
+    this.tracer = this.provider.getTracer(TRACER_NAME, TRACER_VERSION)
+  }
+
+  /**
+   * True while no SDK is registered: every span would be a no-op and no propagator is set, so a
+   * request skips tracing altogether. Asked per request, since an SDK may start after register.
+   */
+  get idle (): boolean {
+    const p = this.provider
+    return p instanceof ProxyTracerProvider && p.getDelegate() === NOOP_PROVIDER
   }
 
   /** Start (or borrow) the SERVER span. The caller runs the rest of the request inside `ctx`. */
