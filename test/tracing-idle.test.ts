@@ -11,6 +11,8 @@ t.test('idle while no SDK is registered, active once one is', async (t) => {
   const tracing = new Tracing({ tracerProvider: undefined, requestHook: undefined, captureQuery: false })
   t.equal(tracing.idle, true, 'no SDK yet')
 
+  // Spy on the span start: while idle the hook must not even get there (the cost is the point).
+  const starts = t.capture(Tracing.prototype, 'start', Tracing.prototype.start)
   const app = Fastify()
   t.teardown(() => app.close())
   await app.register(observability, { metrics: false })
@@ -19,6 +21,7 @@ t.test('idle while no SDK is registered, active once one is', async (t) => {
   const before = await app.inject({ url: '/x', headers: { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' } })
   t.equal(before.statusCode, 200)
   t.equal(activeInHandler, undefined, 'no span, not even a no-op one, while idle')
+  t.equal(starts.args().length, 0, 'no span work at all while idle')
 
   const exporter = new InMemorySpanExporter()
   const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] })
@@ -27,5 +30,6 @@ t.test('idle while no SDK is registered, active once one is', async (t) => {
   t.equal(tracing.idle, false, 'an SDK registered after the plugin counts')
   await app.inject('/x')
   t.same(exporter.getFinishedSpans().map((s) => s.name), ['GET /x'])
+  t.equal(starts.args().length, 1)
   t.ok(activeInHandler !== undefined, 'the handler ran inside the span')
 })
