@@ -14,7 +14,7 @@ const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&l
 
 const PALETTE = [
   { plugin: '#2563eb', peer: '#9ca3af', reference: '#374151' },
-  { plugin: '#93c5fd', peer: '#d1d5db', reference: '#9ca3af' },
+  { plugin: '#93c5fd', peer: '#d1d5db', reference: '#6b7280' },
   { plugin: '#1e3a8a', peer: '#6b7280', reference: '#111827' }
 ]
 
@@ -73,7 +73,9 @@ export function renderChart (runs) {
       const e = v.ratios.efficiency
       const fill = c[v.kind] ?? c.peer
       out.push(`<rect x="${left}" y="${y}" width="${Math.max(1, x(e) - left).toFixed(1)}" height="${barH}" fill="${fill}"><title>${esc(`${name} on ${s.label}: ${e} (${v.median.cpuPerReqUs} µs CPU/req)`)}</title></rect>`)
-      out.push(`<text x="${(x(e) + 4).toFixed(1)}" y="${y + barH - 4}">${e.toFixed(2)}</text>`)
+      // Keep the value clear of the target tick.
+      const labelX = v.target != null && Math.abs(x(e) - x(v.target)) < 34 ? Math.max(x(e), x(v.target)) + 5 : x(e) + 4
+      out.push(`<text x="${labelX.toFixed(1)}" y="${y + barH - 4}">${e.toFixed(2)}</text>`)
       if (v.target != null) {
         const tx = x(v.target)
         out.push(`<line x1="${tx}" y1="${y - 1}" x2="${tx}" y2="${y + barH + 1}" stroke="#dc2626" stroke-width="2"><title>target ${v.target}</title></line>`)

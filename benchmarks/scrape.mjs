@@ -3,7 +3,7 @@
 // text format and in OpenMetrics, measured in-process with app.inject.
 // Between scrapes a few requests touch random series, so every scrape renders
 // values that changed. Each subject runs in its own child process.
-import path from 'node:path'
+import http from 'node:http'
 import { pathToFileURL, fileURLToPath } from 'node:url'
 import {
   median, percentile, round, waitQuiet, parseArgs, runChild, childMain, childParams, countSamples, prng, USAGE
@@ -46,7 +46,20 @@ async function measureSubject ({ subject, routes, iterations }) {
       }
     })
   }
-  await app.ready()
+  // Transport baseline: the same bytes from a plain route, to tell the
+  // exposition's own time from what app.inject costs to carry ~12 MB.
+  let blob = Buffer.alloc(0)
+  app.get('/__blob', (request, reply) => { reply.type('text/plain; version=0.0.4; charset=utf-8').send(blob) })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+  const httpGet = (url, accept) => new Promise((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port: app.server.address().port, path: url, headers: { accept }, agent }, (res) => {
+      let n = 0
+      res.on('data', (c) => { n += c.length })
+      res.on('end', () => resolve(n))
+      res.on('error', reject)
+    }).on('error', reject)
+  })
 
   // Populate every route x method x status once.
   const t0 = process.hrtime.bigint()
@@ -75,12 +88,42 @@ async function measureSubject ({ subject, routes, iterations }) {
       times.push(Number(process.hrtime.bigint() - s) / 1e6)
       if (res.statusCode !== 200) throw new Error(`${format} scrape returned ${res.statusCode}`)
     }
+    // Render only (no HTTP): the plugin exposes app.metrics.render(openMetrics).
+    let renderMedianMs = null
+    if (typeof app.metrics?.render === 'function') {
+      const rt = []
+      for (let k = 0; k < Math.min(iterations, 15); k++) {
+        await touch(50)
+        const s0 = process.hrtime.bigint()
+        await app.metrics.render(format === 'openmetrics')
+        rt.push(Number(process.hrtime.bigint() - s0) / 1e6)
+      }
+      renderMedianMs = round(median(rt), 3)
+    }
+    // Over a real socket, as Prometheus scrapes (client in the same process).
+    const ht = []
+    for (let k = 0; k < Math.min(iterations, 15); k++) {
+      await touch(50)
+      const s0 = process.hrtime.bigint()
+      await httpGet(info.endpoint, accept)
+      ht.push(Number(process.hrtime.bigint() - s0) / 1e6)
+    }
+    blob = res.rawPayload
+    const bt = []
+    for (let k = 0; k < Math.min(iterations, 15); k++) {
+      const s0 = process.hrtime.bigint()
+      await app.inject({ method: 'GET', url: '/__blob' })
+      bt.push(Number(process.hrtime.bigint() - s0) / 1e6)
+    }
     const contentType = String(res.headers['content-type'] ?? '')
     formats[format] = {
       accept,
       contentType,
       negotiated: format === 'openmetrics' ? contentType.startsWith('application/openmetrics-text') : contentType.startsWith('text/plain'),
       medianMs: round(median(times), 3),
+      renderMedianMs,
+      httpMedianMs: round(median(ht), 3),
+      transportBaselineMs: round(median(bt), 3),
       p90Ms: round(percentile(times, 90), 3),
       minMs: round(Math.min(...times), 3),
       maxMs: round(Math.max(...times), 3),
@@ -90,6 +133,7 @@ async function measureSubject ({ subject, routes, iterations }) {
       iterations
     }
   }
+  agent.destroy()
   await app.close()
   return { subject, config: info.config, routes, populateRequests: reqs.length, populateMs: round(populateMs, 1), formats }
 }
@@ -103,7 +147,7 @@ export async function runScrape (opts, log = console.error) {
     if (!r.ok) log(`[scrape] ${subject}: FAILED: ${r.error}`)
     else {
       for (const [f, x] of Object.entries(r.formats)) {
-        log(`[scrape] ${subject.padEnd(16)} ${f.padEnd(12)} median ${x.medianMs} ms  p90 ${x.p90Ms} ms  ${x.samples} samples  ${x.bytes} B  (${x.contentType})`)
+        log(`[scrape] ${subject.padEnd(16)} ${f.padEnd(12)} median ${x.medianMs} ms  p90 ${x.p90Ms} ms  render ${x.renderMedianMs ?? '–'} ms  over HTTP ${x.httpMedianMs} ms  same bytes from a plain route ${x.transportBaselineMs} ms  ${x.samples} samples  ${x.bytes} B  (${x.contentType})`)
       }
     }
   }
