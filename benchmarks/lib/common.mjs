@@ -39,8 +39,8 @@ export const QUICK = {
   warmup: 0.25,
   rounds: 1,
   scrapeRoutes: 50,
-  scrapeIterations: 5,
-  memoryRequests: 3_000,
+  scrapeIterations: 3,
+  memoryRequests: 2_000,
   retries: 0,
   quietWait: 0
 }
