@@ -1,4 +1,5 @@
 // The plugin: wires options, route policy, metrics, tracing and exposition together.
+import type { ServerResponse } from 'node:http'
 import fp from 'fastify-plugin'
 import { context } from '@opentelemetry/api'
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction, RouteOptions } from 'fastify'
@@ -45,6 +46,8 @@ interface RouteState {
 const kRouteState = Symbol('fastify-observability.route')
 const kSeries = Symbol('fastify-observability.series')
 const kSpan = Symbol('fastify-observability.span')
+/** On the raw response: the request it answers, for the shared 'close' listener. */
+const kRequest = Symbol('fastify-observability.request')
 
 type ObservedRequest = FastifyRequest & { [kSeries]: MethodSeries | null, [kSpan]: RequestSpan | null }
 type StatefulConfig = RoutePolicyConfig & { url?: string, [kRouteState]?: RouteState }
@@ -127,13 +130,21 @@ function observability (fastify: FastifyInstance, opts: ObservabilityOptions, do
   fastify.addHook('onRequest', function observeRequest (req: FastifyRequest, reply: FastifyReply, next: HookHandlerDoneFunction) {
     const request = req as ObservedRequest
     const state = routeState(request)
+    let observed = false
     if (state.metrics !== null) {
       const series = state.metrics.forMethod(request.method)
       series.active.value++
       request[kSeries] = series
+      observed = true
     }
-    if (state.tracing !== null && !(tracing as Tracing).idle) {
-      const rs = (tracing as Tracing).start(request, reply, state.tracing)
+    const traced = state.tracing !== null && !(tracing as Tracing).idle
+    if (observed || traced) {
+      const res = reply.raw as ServerResponse & { [kRequest]?: ObservedRequest }
+      res[kRequest] = request
+      res.on('close', releaseAborted)
+    }
+    if (traced) {
+      const rs = (tracing as Tracing).start(request, reply, state.tracing as RouteTracing)
       request[kSpan] = rs
       // Later hooks and the handler run inside the span's context, so their spans are children.
       // Fastify's body parsing keeps this context (content-type-parser runs in an AsyncResource).
@@ -161,8 +172,12 @@ function observability (fastify: FastifyInstance, opts: ObservabilityOptions, do
     next()
   })
 
-  fastify.addHook('onRequestAbort', function abortRequest (req: FastifyRequest, next: HookHandlerDoneFunction) {
-    const request = req as ObservedRequest
+  // A request the client aborts never reaches onResponse. Fastify's onRequestAbort hook would
+  // add a closure, a listener and a deprecated getter to every request; one shared listener on
+  // the response's 'close' does the same job: closed before it finished means aborted.
+  function releaseAborted (this: ServerResponse & { [kRequest]?: ObservedRequest }): void {
+    const request = this[kRequest]
+    if (request === undefined || this.writableFinished) return // finished: onResponse records it
     const series = request[kSeries]
     if (series !== null) {
       request[kSeries] = null
@@ -173,8 +188,7 @@ function observability (fastify: FastifyInstance, opts: ObservabilityOptions, do
       request[kSpan] = null
       ;(tracing as Tracing).abort(rs)
     }
-    next()
-  })
+  }
 
   if (tracing !== null) {
     fastify.addHook('onError', function recordError (req: FastifyRequest, _reply: FastifyReply, error: Error, next: HookHandlerDoneFunction) {
