@@ -99,6 +99,32 @@ export class Tracing {
     return { span, ctx: trace.setSpan(parent, span), borrowed: false, errorType: undefined, errorMessage: undefined }
   }
 
+  // Nearly every request of a server carries the same Host header: parse it once, not per
+  // request (Fastify's hostname/port getters split and run a regex on every access).
+  private lastHost: string | undefined = undefined
+  private lastAddress = ''
+  private lastPort: number | undefined = undefined
+
+  private parseHost (host: string): void {
+    this.lastHost = host
+    let address = host
+    let port: string | undefined
+    if (host[0] === '[') { // [::1]:8080
+      const end = host.indexOf(']')
+      address = host.slice(0, end + 1)
+      if (host[end + 1] === ':') port = host.slice(end + 2)
+    } else {
+      const colon = host.indexOf(':')
+      if (colon !== -1) {
+        address = host.slice(0, colon)
+        port = host.slice(colon + 1)
+      }
+    }
+    const n = port === undefined ? NaN : Number(port)
+    this.lastAddress = address
+    this.lastPort = Number.isInteger(n) && n > 0 && n < 65536 ? n : undefined
+  }
+
   /** Per-request attributes, only computed for spans that are recorded. */
   private describe (span: Span, request: FastifyRequest): void {
     const url = request.url
@@ -106,10 +132,10 @@ export class Tracing {
     span.setAttribute('url.path', q === -1 ? url : url.slice(0, q))
     if (this.options.captureQuery && q !== -1) span.setAttribute('url.query', url.slice(q + 1))
     span.setAttribute('url.scheme', request.protocol)
-    const host = request.hostname
-    if (host) span.setAttribute('server.address', host)
-    const port = request.port
-    if (port) span.setAttribute('server.port', port)
+    const host = request.host // the Host header, or X-Forwarded-Host behind a trusted proxy
+    if (host !== this.lastHost) this.parseHost(host)
+    if (this.lastAddress !== '') span.setAttribute('server.address', this.lastAddress)
+    if (this.lastPort !== undefined) span.setAttribute('server.port', this.lastPort)
     if (request.ip) span.setAttribute('client.address', request.ip)
     const ua = headerString(request.headers['user-agent'])
     if (ua !== undefined) span.setAttribute('user_agent.original', ua)

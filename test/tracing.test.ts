@@ -201,3 +201,24 @@ t.test('tracing: false starts nothing', async (t) => {
   await app.inject('/n')
   t.equal(exporter.getFinishedSpans().length, 0)
 })
+
+t.test('server.address and server.port from the Host header, IPv6 and odd values included', async (t) => {
+  const app = await appWith(t)
+  app.get('/h', async () => 'h')
+  const cases: Array<[string, string | undefined, number | undefined]> = [
+    ['example.com:8080', 'example.com', 8080],
+    ['example.com', 'example.com', undefined],
+    ['[::1]:3000', '[::1]', 3000],
+    ['[::1]', '[::1]', undefined],
+    ['example.com:notaport', 'example.com', undefined],
+    ['example.com:99999', 'example.com', undefined],
+    ['example.com:8080', 'example.com', 8080]
+  ]
+  for (const [host] of cases) await app.inject({ url: '/h', headers: { host } })
+  const spans = serverSpans()
+  t.equal(spans.length, cases.length)
+  cases.forEach(([host, address, port], i) => {
+    t.equal(spans[i].attributes['server.address'], address, `${host} address`)
+    t.equal(spans[i].attributes['server.port'], port, `${host} port`)
+  })
+})
