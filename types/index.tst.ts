@@ -87,7 +87,7 @@ describe('app.metrics', () => {
     expect(app.metrics.registry).type.toBe<PromRegistry>()
     expect(app.metrics.client).type.toBe<PromClientModule>()
     expect(app.metrics.handler).type.toBe<MetricsHandler>()
-    expect(app.metrics.handler).type.toBe<(request: FastifyRequest, reply: FastifyReply) => Promise<string>>()
+    expect(app.metrics.handler).type.toBe<(request: FastifyRequest, reply: FastifyReply) => Promise<Buffer>>()
     expect(app.metrics.render).type.toBe<(openMetrics?: boolean) => Promise<string>>()
     expect(app.metrics.registry.metrics()).type.toBe<Promise<string>>()
   })
