@@ -20,6 +20,7 @@ export const VARIANTS = [
   { name: 'plugin-full-sdk-http', kind: 'plugin', peer: 'fastify-otel', target: { 20: 0.72, 24: 0.80, default: 0.80 }, description: 'as plugin-full-sdk, with instrumentation-http on (plugin enriches its span)' },
   { name: 'fastify-metrics', kind: 'peer', description: 'fastify-metrics@13 on its defaults, endpoint /metrics' },
   { name: 'fastify-otel', kind: 'peer', description: '@fastify/otel + instrumentation-http, same SDK set-up as plugin-full-sdk' },
+  { name: 'span-hook', kind: 'reference', description: 'floor for tracing: bare hooks starting/ending a SERVER span in its context, same SDK set-up, nothing else' },
   { name: 'recipe', kind: 'peer', description: 'hand-written onRequest/onResponse hooks + prom-client Histogram labelled by raw URL' }
 ]
 
