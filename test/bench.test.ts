@@ -69,8 +69,9 @@ t.test('npm run bench -- --quick', async (t) => {
     const tp = res.throughput
     t.ok(tp, 'throughput section')
     t.match(tp.options, { connections: Number, duration: Number, rounds: Number, workload: String })
-    t.same(Object.keys(tp.variants).sort(), [...VARIANTS].sort(), 'every variant reported')
-    for (const name of VARIANTS) {
+    const names = Object.keys(tp.variants)
+    for (const name of VARIANTS) t.ok(names.includes(name), `variant ${name} reported`)
+    for (const name of names) {
       const v = tp.variants[name]
       if (PEERS.has(name) && v.status === 'unavailable') {
         // A peer that cannot run on this Node version is reported, not fatal.
@@ -145,7 +146,7 @@ t.test('npm run bench -- --quick', async (t) => {
 
   t.test('markdown and chart', async (t) => {
     const md = readFileSync(path.join(out, 'latest.md'), 'utf8')
-    for (const name of VARIANTS) t.match(md, `\`${name}\``, `table row for ${name}`)
+    for (const name of Object.keys(res.throughput.variants)) t.match(md, `\`${name}\``, `table row for ${name}`)
     const svg = readFileSync(path.join(out, 'efficiency.svg'), 'utf8')
     t.match(svg, /^<svg [^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/, 'svg root')
     t.match(svg, 'plugin-metrics')
