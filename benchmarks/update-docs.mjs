@@ -6,11 +6,19 @@ import { readFileSync, writeFileSync, readdirSync } from 'node:fs'
 import path from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { BENCH_DIR, ROOT_DIR } from './lib/common.mjs'
+import { evaluateTargets, renderMarkdown } from './lib/report.mjs'
 
 const START = '<!-- bench:results:start -->'
 const END = '<!-- bench:results:end -->'
 
 export function updateDocs ({ resultsDir = path.join(BENCH_DIR, 'results'), doc = path.join(ROOT_DIR, 'docs', 'performance.md') } = {}) {
+  // The JSON is the source of truth: re-render each run's Markdown from it, so
+  // a change to the report format reaches every published run.
+  for (const f of readdirSync(resultsDir).filter((x) => /^node\d+\.json$/.test(x))) {
+    const results = JSON.parse(readFileSync(path.join(resultsDir, f), 'utf8'))
+    results.targets = evaluateTargets(results)
+    writeFileSync(path.join(resultsDir, f.replace(/\.json$/, '.md')), renderMarkdown(results))
+  }
   const files = readdirSync(resultsDir).filter((f) => /^node\d+\.md$/.test(f)).sort((a, b) => parseInt(b.slice(4)) - parseInt(a.slice(4)))
   if (files.length === 0) return false
   const text = readFileSync(doc, 'utf8')

@@ -124,6 +124,14 @@ export function renderMarkdown (results) {
     lines.push('')
     lines.push(throughputTable(results))
     lines.push('')
+    const tv = results.throughput.variants
+    const floor = tv['span-hook']?.median
+    if (floor && tv.bare?.median) {
+      const extra = (n) => (tv[n]?.median ? `\`${n}\` +${fmt(tv[n].median.cpuPerReqUs - floor.cpuPerReqUs)}` : null)
+      const items = ['plugin-full-sdk', 'plugin-full-sdk-http', 'fastify-otel'].map(extra).filter(Boolean)
+      lines.push(`Tracing floor: \`span-hook\` (a bare SDK span per request) costs ${fmt(floor.cpuPerReqUs - tv.bare.median.cpuPerReqUs)} µs/req over bare (efficiency ${fmt(tv['span-hook'].ratios?.efficiency)}); over that floor, in µs/req: ${items.join(', ')}.`)
+      lines.push('')
+    }
     const left = Object.entries(results.throughput.variants)
       .filter(([, v]) => v.roundsUsed && v.roundsUsed.length < v.roundsOk)
       .map(([n, v]) => `\`${n}\` (used rounds ${v.roundsUsed.join(', ')})`)
