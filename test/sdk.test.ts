@@ -12,7 +12,6 @@ import { spawn, execFile, execFileSync } from 'node:child_process'
 import { promisify } from 'node:util'
 import type { ChildProcess } from 'node:child_process'
 import { existsSync, statSync } from 'node:fs'
-import { request } from 'node:http'
 import { join, resolve } from 'node:path'
 import { context, propagation, trace, SpanKind } from '@opentelemetry/api'
 import { ExportResultCode } from '@opentelemetry/core'
@@ -28,6 +27,7 @@ import type { TelemetryOptions } from '../lib/sdk'
 import { startOtlpReceiver } from './helpers/otlp-receiver'
 import type { ReceivedSpan } from './helpers/otlp-receiver'
 import { startJaegerReceiver } from './helpers/jaeger-receiver'
+import { childEnv, getText } from './helpers/child'
 
 const execFileAsync = promisify(execFile)
 const ROOT = resolve(__dirname, '..')
@@ -69,17 +69,6 @@ interface App {
   stderr: () => string
 }
 
-/** The parent's env without OTEL_*, npm_package_* and tap's NODE_OPTIONS / coverage. */
-function childEnv (extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {}
-  for (const [k, v] of Object.entries(process.env)) {
-    if (k.startsWith('OTEL_') || k.startsWith('npm_package_') || k === 'NODE_OPTIONS' || k === 'NODE_V8_COVERAGE') continue
-    if (k.startsWith('TAP') || k.startsWith('_TAPJS')) continue
-    env[k] = v
-  }
-  return { ...env, OTEL_LOG_LEVEL: 'error', ...extra }
-}
-
 function startApp (t: Test, preload: 'require' | 'import', fixture: 'cjs' | 'mjs', env: Record<string, string>): App {
   const preloadFile = preload === 'require' ? './dist/register.js' : './dist/register.mjs'
   return startProcess(t, [`--${preload}`, preloadFile, `test/fixtures/telemetry-app.${fixture}`], env)
@@ -116,18 +105,7 @@ function startProcess (t: Test, args: string[], env: Record<string, string>): Ap
   return { child, ready, exited, stdout: () => out, stderr: () => err }
 }
 
-function get (port: number, path: string, headers: Record<string, string> = {}): Promise<{ status: number, body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, headers, agent: false }, (res) => {
-      let body = ''
-      res.setEncoding('utf8')
-      res.on('data', (c: string) => { body += c })
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
-    })
-    req.on('error', reject)
-    req.end()
-  })
-}
+const get = getText
 
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
 

@@ -14,6 +14,8 @@ import { resolve } from 'node:path'
 import { startOtlpReceiver } from './helpers/otlp-receiver'
 import type { ReceivedSpan } from './helpers/otlp-receiver'
 import { startJaegerReceiver } from './helpers/jaeger-receiver'
+import { childEnv, getText } from './helpers/child'
+import { sampleValue } from './helpers/metrics-text'
 
 const ROOT = resolve(__dirname, '..')
 const SERVER = 1
@@ -42,16 +44,9 @@ interface App {
   stop: () => Promise<{ code: number | null, signal: NodeJS.Signals | null }>
 }
 
-/** The parent's env without OTEL_*, npm_package_* and tap's NODE_OPTIONS / coverage. */
-function childEnv (extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {}
-  for (const [k, v] of Object.entries(process.env)) {
-    if (k.startsWith('OTEL_') || k.startsWith('npm_package_') || k === 'NODE_OPTIONS' || k === 'NODE_V8_COVERAGE') continue
-    if (k.startsWith('TAP') || k.startsWith('_TAPJS')) continue
-    env[k] = v
-  }
-  // Only the shutdown flush delivers: nothing is exported on a timer during a test.
-  return { ...env, OTEL_LOG_LEVEL: 'error', OTEL_BSP_SCHEDULE_DELAY: '600000', ...extra }
+/** Only the shutdown flush delivers: nothing is exported on a timer during a test. */
+function appEnv (extra: Record<string, string>): NodeJS.ProcessEnv {
+  return childEnv({ OTEL_BSP_SCHEDULE_DELAY: '600000', ...extra })
 }
 
 function startApp (t: Test, fixture: 'mjs' | 'cjs', preload: boolean, env: Record<string, string>): App {
@@ -60,7 +55,7 @@ function startApp (t: Test, fixture: 'mjs' | 'cjs', preload: boolean, env: Recor
     : []
   const child = spawn(process.execPath, [...args, `test/fixtures/fastify-app.${fixture}`], {
     cwd: ROOT,
-    env: childEnv(env),
+    env: appEnv(env),
     stdio: ['ignore', 'pipe', 'pipe']
   })
   let out = ''
@@ -96,36 +91,14 @@ function startApp (t: Test, fixture: 'mjs' | 'cjs', preload: boolean, env: Recor
   }
 }
 
-function get (port: number, path: string, headers: Record<string, string> = {}): Promise<{ status: number, json: Record<string, unknown> }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, headers, agent: false }, (res) => {
-      let body = ''
-      res.setEncoding('utf8')
-      res.on('data', (c: string) => { body += c })
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(body) }))
-    })
-    req.on('error', reject)
-    req.end()
-  })
+async function get (port: number, path: string, headers: Record<string, string> = {}): Promise<{ status: number, json: Record<string, unknown> }> {
+  const { status, body } = await getText(port, path, headers)
+  return { status, json: JSON.parse(body) }
 }
 
-function getText (port: number, path: string, headers: Record<string, string> = {}): Promise<{ status: number, body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, headers, agent: false }, (res) => {
-      let body = ''
-      res.setEncoding('utf8')
-      res.on('data', (c: string) => { body += c })
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
-    })
-    req.on('error', reject)
-    req.end()
-  })
-}
-
-/** The value of the duration histogram's _count series for `route` in a Prometheus text scrape. */
+/** The duration histogram's _count for `route` in a Prometheus text scrape. */
 function durationCount (scrape: string, route: string): number | undefined {
-  const line = scrape.split('\n').find(l => l.startsWith('http_server_request_duration_seconds_count{') && l.includes(`http_route="${route}"`))
-  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1))
+  return sampleValue(scrape, 'http_server_request_duration_seconds_count', { http_route: route })
 }
 
 /** Sends the request, then destroys the socket after `ms` (before any response). */
