@@ -2,7 +2,7 @@
 // the hot path only ever reads the frozen ResolvedOptions.
 import picomatch from 'picomatch'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { Attributes, TracerProvider, Span } from '@opentelemetry/api'
+import type { TracerProvider, Span } from '@opentelemetry/api'
 
 /** The subset of prom-client's (and @prometheus-io/client's) module API this plugin uses. */
 export interface PromClientModule {
@@ -78,7 +78,6 @@ export interface ResolvedTracing {
   tracerProvider: TracerProvider | undefined
   requestHook: ((span: Span, request: FastifyRequest) => void) | undefined
   captureQuery: boolean
-  extraAttributes?: Attributes
 }
 
 export interface ResolvedOptions {
