@@ -132,14 +132,16 @@ const FIGURES = ['cpuPerReqUs', 'rps', 'latencyP50Ms', 'latencyP99Ms', 'peakRssM
 export async function runThroughput (opts, log = console.error) {
   let names = opts.variants ? [...opts.variants] : VARIANTS.map((v) => v.name)
   if (!names.includes('bare')) names.unshift('bare')
-  for (const n of names) if (!VARIANTS.find((v) => v.name === n)) throw new Error(`unknown variant ${n}`)
+  // A name that is not in VARIANTS but has a file in servers/ runs as an ad-hoc variant (experiments).
+  const variantMeta = (n) => VARIANTS.find((v) => v.name === n) ?? (serverFile(n) && { name: n, kind: 'ad-hoc', description: `ad-hoc: servers/${n}` })
+  for (const n of names) variantMeta(n)
   const paths = workloadPaths({ mix: opts.mix })
   const pin = pinning()
   if (!pin.enabled) log(`[throughput] WARNING: no CPU pinning (${pin.reason}); figures are noisier`)
 
   const variants = {}
   for (const n of names) {
-    const meta = VARIANTS.find((v) => v.name === n)
+    const meta = variantMeta(n)
     variants[n] = { description: meta.description, kind: meta.kind, peer: meta.peer ?? null, target: targetFor(n), rounds: [], status: 'ok', error: null }
   }
   const unavailable = new Set()

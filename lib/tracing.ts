@@ -75,7 +75,7 @@ export class Tracing {
   }
 
   /** Start (or borrow) the SERVER span. The caller runs the rest of the request inside `ctx`. */
-  start (request: FastifyRequest, reply: FastifyReply, route: RouteTracing): RequestSpan {
+  start (request: FastifyRequest, route: RouteTracing): RequestSpan {
     const active = context.active()
     const existing = trace.getSpan(active)
     const { name, attributes } = route.forMethod(request.method)
@@ -84,12 +84,6 @@ export class Tracing {
     if (existing !== undefined && (existing as unknown as { kind?: SpanKind }).kind === SpanKind.SERVER && existing.isRecording()) {
       existing.updateName(name)
       if (route.route !== undefined) existing.setAttribute('http.route', route.route)
-      // instrumentation-http ends its span on the response's 'close', before Fastify's
-      // onRequestAbort: mark an abort first, or it reads as a 200.
-      const res = reply.raw
-      res.prependListener('close', function markAborted () {
-        if (!res.writableFinished) existing.setAttribute('error.type', 'aborted')
-      })
       return { span: existing, ctx: active, borrowed: true, errorType: undefined, errorMessage: undefined }
     }
 
@@ -149,7 +143,6 @@ export class Tracing {
     }
   }
 
-  /** A thrown or rejected error: exception event and ERROR status. */
   /** A thrown or rejected error: an exception event now; the status follows the response code. */
   error (rs: RequestSpan, err: Error): void {
     rs.span.recordException(err)
@@ -172,9 +165,13 @@ export class Tracing {
     span.end()
   }
 
+  /**
+   * The client went away before the response finished. Called from the response's 'close' ahead
+   * of instrumentation-http's own listener, so a borrowed span is still open to be marked.
+   */
   abort (rs: RequestSpan): void {
-    if (rs.borrowed) return
     rs.span.setAttribute('error.type', 'aborted')
+    if (rs.borrowed) return
     rs.span.addEvent('request aborted by the client')
     rs.span.end()
   }

@@ -127,7 +127,7 @@ t.test('active requests gauge rises during a request and returns to 0, also afte
   const app = await appWith(t)
   let release: () => void = () => {}
   let entered: () => void = () => {}
-  const inHandler = new Promise<void>((resolve) => { entered = resolve })
+  let inHandler = new Promise<void>((resolve) => { entered = resolve })
   app.get('/slow', async () => {
     entered()
     await new Promise<void>((resolve) => { release = resolve })
@@ -148,7 +148,17 @@ t.test('active requests gauge rises during a request and returns to 0, also afte
   await aborted
   release()
   await new Promise((resolve) => setTimeout(resolve, 50))
-  t.equal(sampleValue(await scrape(app), 'http_server_active_requests', { http_request_method: 'GET' }), 0, 'back to 0 after abort')
+  const text = await scrape(app)
+  t.equal(sampleValue(text, 'http_server_active_requests', { http_request_method: 'GET' }), 0, 'back to 0 after abort')
+  t.notOk(routesRecorded(text).has('/slow'), 'the aborted request is not recorded as answered')
+
+  // The same route answered normally over HTTP is recorded once, with its status.
+  inHandler = new Promise<void>((resolve) => { entered = resolve })
+  const done = fetch(`http://127.0.0.1:${port}/slow`).then((r) => r.text())
+  await inHandler
+  release()
+  t.equal(await done, 'done')
+  t.equal(requestCount(await scrape(app), '/slow'), 1)
 })
 
 t.test('custom labels, grouped status codes and a name prefix', async (t) => {
