@@ -149,8 +149,8 @@ async function renderGeneric (metric: any, openMetrics: boolean, defaults: Recor
   return out
 }
 
-/** The exposition of a registry as bytes, in Prometheus text 0.0.4 or OpenMetrics 1.0.0. */
-export async function renderBuffer (registry: PromRegistry, openMetrics: boolean): Promise<Buffer> {
+/** The exposition of a registry as byte chunks (mostly cached per series), and their total length. */
+export async function renderChunks (registry: PromRegistry, openMetrics: boolean): Promise<{ chunks: Buffer[], length: number }> {
   // Registry default labels are kept privately by both clients; read them where they are.
   const rawDefaults = (registry as unknown as { _defaultLabels?: Record<string, unknown> })._defaultLabels
   const defaults = rawDefaults !== undefined && Object.keys(rawDefaults).length > 0 ? rawDefaults : null
@@ -163,7 +163,15 @@ export async function renderBuffer (registry: PromRegistry, openMetrics: boolean
     else out.push(Buffer.from(await renderGeneric(metric, openMetrics, defaults)))
   }
   if (openMetrics) out.push(EOF)
-  return Buffer.concat(out)
+  let length = 0
+  for (const c of out) length += c.length
+  return { chunks: out, length }
+}
+
+/** The exposition of a registry as bytes, in Prometheus text 0.0.4 or OpenMetrics 1.0.0. */
+export async function renderBuffer (registry: PromRegistry, openMetrics: boolean): Promise<Buffer> {
+  const { chunks, length } = await renderChunks(registry, openMetrics)
+  return Buffer.concat(chunks, length)
 }
 
 const EMPTY = Buffer.alloc(0)
@@ -178,9 +186,25 @@ export type MetricsHandler = (request: FastifyRequest, reply: FastifyReply) => P
 
 /** A ready-made route handler, also exposed on the instance for users who serve it elsewhere. */
 export function createMetricsHandler (registry: PromRegistry): MetricsHandler {
+  // Thousands of series make an exposition of megabytes (5,000 histogram series: 12 MiB).
+  // Allocating and concatenating that per scrape doubled the scrape's time (copy, and the GC
+  // that external memory of that size triggers), so one buffer is reused. It is only lent out
+  // again after the response that carried it has closed, so concurrent scrapes never share it.
+  let spare: Buffer | null = null
   return async function metricsHandler (request, reply) {
     const openMetrics = prefersOpenMetrics(request.headers.accept)
     reply.header('content-type', openMetrics ? OPENMETRICS_CONTENT_TYPE : PROMETHEUS_CONTENT_TYPE)
-    return renderBuffer(registry, openMetrics)
+    const { chunks, length } = await renderChunks(registry, openMetrics)
+    let buf = spare
+    spare = null
+    if (buf === null || buf.length < length) buf = Buffer.allocUnsafeSlow(length + (length >> 3))
+    let offset = 0
+    for (const c of chunks) {
+      buf.set(c, offset)
+      offset += c.length
+    }
+    const lent = buf
+    reply.raw.once('close', () => { spare = lent })
+    return buf.subarray(0, length)
   }
 }

@@ -2,6 +2,9 @@ import t from 'tap'
 import client from 'prom-client'
 import { prefersOpenMetrics, render } from '../lib/exposition'
 import { SeriesHistogram, SeriesGauge } from '../lib/metrics'
+import Fastify from 'fastify'
+import { get } from 'node:http'
+import observability from '../lib/index'
 
 t.test('content negotiation', async (t) => {
   const prometheus2 = 'application/openmetrics-text;version=1.0.0;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2'
@@ -92,4 +95,44 @@ t.test('cached series lines are re-rendered exactly when the series changed', as
   t.match(afterReset, /d_seconds_bucket\{route="\/a",le="0.1"\} 2\n/)
   registry.setDefaultLabels({ pod: 'p1' })
   t.match(await render(registry as any, false), /d_seconds_count\{route="\/a",pod="p1"\} 2\n/, 'new default labels invalidate the cache')
+})
+
+t.test('the reused scrape buffer is never shared by two scrapes in flight', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(observability, { tracing: false, metrics: { defaultMetrics: false } })
+  // ~10 MB of exposition: more than loopback socket buffers hold, so a client that stops
+  // reading keeps the first scrape's response open.
+  const routes = 4500
+  for (let i = 0; i < routes; i++) app.get(`/r${i}/:id`, async () => 'x')
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = (app.server.address() as { port: number }).port
+  for (let i = 0; i < routes; i += 250) await Promise.all(Array.from({ length: 250 }, (_, k) => app.inject(`/r${i + k}/1`)))
+
+  const expectedFirst = await app.metrics.render()
+  let resumeFirst: () => void = () => {}
+  const first = new Promise<string>((resolve, reject) => {
+    get({ host: '127.0.0.1', port, path: '/metrics' }, (res) => {
+      res.pause()
+      resumeFirst = () => {
+        const parts: Buffer[] = []
+        res.on('data', (c: Buffer) => parts.push(c))
+        res.on('end', () => resolve(Buffer.concat(parts).toString('utf8')))
+        res.resume()
+      }
+    }).on('error', reject)
+  })
+  await new Promise((resolve) => setTimeout(resolve, 200)) // the first response is now stuck
+  // Change every series, then scrape again while the first is still being sent.
+  for (let i = 0; i < routes; i += 250) await Promise.all(Array.from({ length: 250 }, (_, k) => app.inject(`/r${i + k}/2`)))
+  const expectedSecond = await app.metrics.render()
+  const second = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
+  t.not(expectedSecond, expectedFirst)
+  t.ok(second === expectedSecond, `second scrape complete and current (${second.length} of ${expectedSecond.length} chars)`)
+  resumeFirst()
+  const firstBody = await first
+  t.ok(firstBody === expectedFirst, `first scrape unchanged by the second (${firstBody.length} of ${expectedFirst.length} chars)`)
+  t.ok(firstBody.length > 8e6, 'the exposition was large enough to stay in flight')
+  // And once both are done the buffer is reused for a third, still correct.
+  t.equal(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text(), await app.metrics.render())
 })
