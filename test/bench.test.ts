@@ -112,7 +112,8 @@ t.test('npm run bench -- --quick', async (t) => {
       t.ok(x.ok, `${subject} scraped`, { error: x.error })
       if (!x.ok) continue
       for (const f of ['prometheus', 'openmetrics']) {
-        t.ok(x.formats[f].medianMs > 0, `${subject} ${f}: median time`)
+        t.ok(x.formats[f].medianMs > 0, `${subject} ${f}: median time over HTTP`)
+        t.ok(x.formats[f].injectMedianMs > 0, `${subject} ${f}: median time through app.inject`)
         t.ok(x.formats[f].samples > 0, `${subject} ${f}: samples`)
         t.type(x.formats[f].contentType, 'string')
       }
