@@ -4,6 +4,7 @@
 // prom-client renders one format per registry (and its OpenMetrics mode renames counters in place,
 // which then breaks the text format), so both formats are rendered here from metric.get(). The
 // plugin's own HTTP instruments are rendered straight from their series.
+import type { ServerResponse } from 'node:http'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { PromRegistry } from './options'
 import { SeriesGauge, SeriesHistogram } from './metrics'
@@ -184,27 +185,51 @@ export async function render (registry: PromRegistry, openMetrics: boolean): Pro
 
 export type MetricsHandler = (request: FastifyRequest, reply: FastifyReply) => Promise<Buffer>
 
-/** A ready-made route handler, also exposed on the instance for users who serve it elsewhere. */
+/**
+ * A ready-made route handler, also exposed on the instance for users who serve it elsewhere.
+ * It answers a fresh Buffer, which the caller may keep.
+ */
 export function createMetricsHandler (registry: PromRegistry): MetricsHandler {
-  // Thousands of series make an exposition of megabytes (5,000 histogram series: 12 MiB).
-  // Allocating and concatenating that per scrape doubled the scrape's time (copy, and the GC
-  // that external memory of that size triggers), so one buffer is reused. It is only lent out
-  // again after the response that carried it has closed, so concurrent scrapes never share it.
-  let spare: Buffer | null = null
   return async function metricsHandler (request, reply) {
     const openMetrics = prefersOpenMetrics(request.headers.accept)
     reply.header('content-type', openMetrics ? OPENMETRICS_CONTENT_TYPE : PROMETHEUS_CONTENT_TYPE)
+    return renderBuffer(registry, openMetrics)
+  }
+}
+
+type ScrapeResponse = ServerResponse & { isLightMyRequest?: boolean }
+
+/**
+ * The handler of the plugin's own endpoint. Thousands of series make an exposition of megabytes
+ * (5,000 histogram series: 12 MiB); allocating and concatenating that per scrape doubled the
+ * scrape's time (the copy, and the GC that external memory of that size triggers), so one buffer
+ * is reused. It is lent to one HTTP/1 response at a time and taken back only once that response
+ * has flushed it; any other case gets a buffer of its own.
+ */
+export function createEndpointHandler (registry: PromRegistry): MetricsHandler {
+  let spare: Buffer | null = null
+  return async function metricsEndpoint (request, reply) {
+    const openMetrics = prefersOpenMetrics(request.headers.accept)
+    reply.header('content-type', openMetrics ? OPENMETRICS_CONTENT_TYPE : PROMETHEUS_CONTENT_TYPE)
     const { chunks, length } = await renderChunks(registry, openMetrics)
-    let buf = spare
-    spare = null
-    if (buf === null || buf.length < length) buf = Buffer.allocUnsafeSlow(length + (length >> 3))
+    const res = reply.raw as ScrapeResponse
+    // HTTP/2 may still be sending from the buffer after the stream closed: never reuse there.
+    const lend = request.raw.httpVersionMajor === 1 || res.isLightMyRequest === true
+    let buf = lend ? spare : null
+    if (lend) spare = null
+    if (buf === null || buf.length < length) buf = Buffer.allocUnsafeSlow(lend ? length + (length >> 3) : length)
     let offset = 0
     for (const c of chunks) {
       buf.set(c, offset)
       offset += c.length
     }
-    const lent = buf
-    reply.raw.once('close', () => { spare = lent })
+    if (lend) {
+      const lent = buf
+      res.once('close', () => {
+        // Flushed (or copied, under app.inject): ours again. Otherwise it may still be in use.
+        if (res.writableFinished || res.isLightMyRequest === true) spare = lent
+      })
+    }
     return buf.subarray(0, length)
   }
 }

@@ -11,7 +11,7 @@ import type { RoutePolicyConfig } from './route-policy'
 import { HttpMetrics, RouteMetrics, MethodSeries, UNMATCHED_ROUTE, OTHER_METHOD, DURATION_NAME, ACTIVE_NAME } from './metrics'
 import { Tracing, RouteTracing } from './tracing'
 import type { RequestSpan } from './tracing'
-import { createMetricsHandler, render, prefersOpenMetrics, PROMETHEUS_CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE } from './exposition'
+import { createMetricsHandler, createEndpointHandler, render, prefersOpenMetrics, PROMETHEUS_CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE } from './exposition'
 import type { MetricsHandler } from './exposition'
 
 /** What the plugin decorates the Fastify instance with (as `fastify.metrics`) when metrics are on. */
@@ -52,7 +52,7 @@ const kStart = Symbol('fastify-observability.start')
 const kReply = Symbol('fastify-observability.reply')
 
 type ObservedRequest = FastifyRequest & { [kSeries]: MethodSeries | null, [kSpan]: RequestSpan | null, [kStart]: number }
-type ObservedResponse = ServerResponse & { [kReply]?: FastifyReply }
+type ObservedResponse = ServerResponse & { [kReply]?: FastifyReply, isLightMyRequest?: boolean }
 type StatefulConfig = RoutePolicyConfig & { url?: string, [kRouteState]?: RouteState }
 
 const TELEMETRY = Symbol.for('fastify-observability.telemetry')
@@ -139,7 +139,10 @@ function observability (fastify: FastifyInstance, opts: ObservabilityOptions, do
     const request = req as ObservedRequest
     const state = routeState(request)
     const traced = state.tracing !== null && !(tracing as Tracing).idle
-    if (state.metrics === null && !traced) {
+    const res = reply.raw as ObservedResponse
+    // Not observed, or the client already left while earlier hooks ran ('close' has fired and
+    // would never reach our listener).
+    if ((state.metrics === null && !traced) || res.destroyed) {
       next()
       return
     }
@@ -149,7 +152,6 @@ function observability (fastify: FastifyInstance, opts: ObservabilityOptions, do
       series.active.value++
       request[kSeries] = series
     }
-    const res = reply.raw as ObservedResponse
     res[kReply] = reply
     // Prepended: instrumentation-http ends a span it owns on this same event.
     res.prependListener('close', finishObservation)
@@ -165,14 +167,24 @@ function observability (fastify: FastifyInstance, opts: ObservabilityOptions, do
   })
 
   // The response's 'close' comes once per request: right after 'finish' for an answered request,
-  // or when the client goes away first. end() called means answered (a light-my-request response
-  // never reports writableFinished).
+  // or when the connection goes away first. Answered means fully flushed; app.inject's response
+  // never reports writableFinished, so there end() having been called counts.
   function finishObservation (this: ObservedResponse): void {
     const reply = this[kReply]
     if (reply === undefined) return
     this[kReply] = undefined
     const request = reply.request as ObservedRequest
-    const answered = this.writableEnded
+    const answered = this.writableFinished || (this.isLightMyRequest === true && this.writableEnded)
+    try {
+      record(request, reply, answered)
+    } catch (err) {
+      // An event listener has no Fastify hook runner around it: a throw (say, from a user's
+      // SpanProcessor) must not take the process down or skip the other 'close' listeners.
+      request.log.error({ err }, 'fastify-observability: recording the request failed')
+    }
+  }
+
+  function record (request: ObservedRequest, reply: FastifyReply, answered: boolean): void {
     const series = request[kSeries]
     if (series !== null) {
       request[kSeries] = null
@@ -226,7 +238,7 @@ function observability (fastify: FastifyInstance, opts: ObservabilityOptions, do
     const endpoint = metrics.options.endpoint
     if (endpoint !== false) {
       // Never observe the scrape itself.
-      fastify.route({ method: 'GET', url: endpoint, config: { metrics: false, tracing: false }, handler })
+      fastify.route({ method: 'GET', url: endpoint, config: { metrics: false, tracing: false }, handler: createEndpointHandler(registry) })
     }
   }
 

@@ -166,13 +166,14 @@ export class Tracing {
   }
 
   /**
-   * The client went away before the response finished. Called from the response's 'close' ahead
+   * The connection closed before the response was fully sent (usually the client leaving; also
+   * a server-side timeout or a stream failing after the headers went out). Called from the response's 'close' ahead
    * of instrumentation-http's own listener, so a borrowed span is still open to be marked.
    */
   abort (rs: RequestSpan): void {
     rs.span.setAttribute('error.type', 'aborted')
     if (rs.borrowed) return
-    rs.span.addEvent('request aborted by the client')
+    rs.span.addEvent('connection closed before the response was sent')
     rs.span.end()
   }
 }

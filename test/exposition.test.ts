@@ -136,3 +136,25 @@ t.test('the reused scrape buffer is never shared by two scrapes in flight', asyn
   // And once both are done the buffer is reused for a third, still correct.
   t.equal(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text(), await app.metrics.render())
 })
+
+t.test('the buffer app.metrics.handler answers is the caller\'s to keep', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(observability, { tracing: false, metrics: { defaultMetrics: false } })
+  for (let i = 0; i < 50; i++) app.get(`/k${i}`, async () => 'k')
+  let kept: Buffer = Buffer.alloc(0)
+  app.get('/my-metrics', { config: { metrics: false } }, async (request, reply) => {
+    kept = await app.metrics.handler(request, reply)
+    return kept
+  })
+  for (let i = 0; i < 50; i++) await app.inject(`/k${i}`)
+  const served = (await app.inject('/my-metrics')).body
+  const snapshot = kept.toString('utf8')
+  t.equal(snapshot, served)
+  // Scrapes of the plugin's endpoint with other values must not write into the kept buffer.
+  for (let round = 0; round < 3; round++) {
+    for (let i = 0; i < 50; i++) await app.inject(`/k${i}`)
+    t.not((await app.inject('/metrics')).body, snapshot)
+  }
+  t.equal(kept.toString('utf8'), snapshot, 'unchanged')
+})

@@ -222,3 +222,60 @@ t.test('server.address and server.port from the Host header, IPv6 and odd values
     t.equal(spans[i].attributes['server.port'], port, `${host} port`)
   })
 })
+
+t.test('a span processor that throws on end neither crashes the app nor loses the metrics', async (t) => {
+  const throwing = new NodeTracerProvider({
+    spanProcessors: [{
+      onStart () {},
+      onEnd () { throw new Error('processor broke') },
+      forceFlush: async () => {},
+      shutdown: async () => {}
+    }]
+  })
+  t.teardown(() => throwing.shutdown())
+  const logged: string[] = []
+  const app = Fastify({ logger: { level: 'error', stream: { write: (line: string) => { logged.push(line) } } } })
+  t.teardown(() => app.close())
+  await app.register(observability, { metrics: { defaultMetrics: false }, tracing: { tracerProvider: throwing } })
+  app.get('/x', async () => 'x')
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = (app.server.address() as { port: number }).port
+  for (let i = 0; i < 3; i++) t.equal(await (await fetch(`http://127.0.0.1:${port}/x`)).text(), 'x')
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  const text = (await app.inject('/metrics')).body
+  t.match(text, /http_server_request_duration_seconds_count\{http_request_method="GET",http_route="\/x",http_response_status_code="200"\} 3/, 'all three recorded')
+  t.match(text, /http_server_active_requests\{http_request_method="GET"\} 0/)
+  t.equal(logged.filter((l) => l.includes('recording the request failed') && l.includes('processor broke')).length, 3, 'each failure logged')
+})
+
+t.test('a client gone before the plugin\'s hook runs is neither counted nor left open', async (t) => {
+  exporter.reset()
+  const app = Fastify()
+  t.teardown(() => app.close())
+  let gone: () => void = () => {}
+  const clientGone = new Promise<void>((resolve) => { gone = resolve })
+  let arrived: () => void = () => {}
+  const inHook = new Promise<void>((resolve) => { arrived = resolve })
+  // A slow hook of the user's, registered before the plugin (an auth check, say).
+  app.addHook('onRequest', async (request) => {
+    if (request.url !== '/slow-auth') return
+    request.raw.once('close', gone)
+    arrived()
+    await clientGone
+  })
+  await app.register(observability, { metrics: { defaultMetrics: false } })
+  app.get('/slow-auth', async () => 'never')
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = (app.server.address() as { port: number }).port
+  const req = httpRequest({ host: '127.0.0.1', port, path: '/slow-auth' })
+  req.on('error', () => {})
+  req.end()
+  await inHook
+  req.destroy()
+  await clientGone
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  const text = (await app.inject('/metrics')).body
+  t.notMatch(text, /http_server_active_requests\{[^}]*\} [1-9]/, 'no request left in flight')
+  t.notMatch(text, /http_route="\/slow-auth"/, 'not recorded as answered')
+  t.equal(serverSpans().length, 0, 'no span started for it')
+})
