@@ -91,7 +91,8 @@ export const USAGE = `Usage: npm run bench -- [options]
   --warmup S            warm-up seconds before each measurement (default 2)
   --rounds N            rounds; variants alternate within each round (default 3)
   --mix                 mixed workload: parametric + static route + 5% unmatched
-  --variants a,b        only these throughput variants (bare is always added)
+  --variants a,b        only these throughput variants (bare is always added); any other
+                        file name in benchmarks/servers/ runs as an ad-hoc variant (ref-*)
   --only x,y            only these parts: throughput, scrape, memory
   --scrape-routes N     routes for the scrape bench (default 500 -> 5,000 series)
   --scrape-iterations N scrapes per format (default 30)
