@@ -131,10 +131,10 @@ function observability (fastify: FastifyInstance, opts: ObservabilityOptions, do
   fastify.decorateRequest(kSpan, null)
   fastify.decorateRequest(kStart, 0)
 
-  // Only an onRequest hook. Fastify's reply.elapsedTime exists only when some onResponse hook
-  // (or the logger) makes Fastify add its own 'finish' listeners, which measured ~1 µs per
-  // request (6% of a bare request); one shared 'close' listener and a clock read cost a third
-  // of that and also see requests the client aborts, which never reach onResponse.
+  // Only an onRequest hook. Any onResponse hook makes Fastify add and remove its own 'finish'
+  // listeners per request (that is also the only time reply.elapsedTime exists): measured at
+  // +0.8 µs, 5% of a bare request. One shared 'close' listener measured within noise of free,
+  // and it also sees the requests a client aborts, which never reach onResponse.
   fastify.addHook('onRequest', function observeRequest (req: FastifyRequest, reply: FastifyReply, next: HookHandlerDoneFunction) {
     const request = req as ObservedRequest
     const state = routeState(request)

@@ -167,8 +167,9 @@ export class Tracing {
 
   /**
    * The connection closed before the response was fully sent (usually the client leaving; also
-   * a server-side timeout or a stream failing after the headers went out). Called from the response's 'close' ahead
-   * of instrumentation-http's own listener, so a borrowed span is still open to be marked.
+   * a server-side timeout or a stream failing after the headers went out). Called from the
+   * response's 'close' ahead of instrumentation-http's own listener, so a borrowed span is
+   * still open to be marked.
    */
   abort (rs: RequestSpan): void {
     rs.span.setAttribute('error.type', 'aborted')
