@@ -31,6 +31,18 @@ function runFixture (file: string): Promise<any> {
   })
 }
 
+t.test('TypeScript consumers type-check against the published types: import = require(), default import, ESM', async (t) => {
+  // test/fixtures/types/*: each also has @ts-expect-error lines, so types that were `any` fail too.
+  const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc')
+  const result = await new Promise<{ code: number, out: string }>((resolvePromise) => {
+    execFile(process.execPath, [tsc, '-p', join(root, 'test', 'fixtures', 'types', 'tsconfig.json')], { cwd: root, timeout: 120_000 }, (err, stdout, stderr) => {
+      resolvePromise({ code: err === null ? 0 : (typeof err.code === 'number' ? err.code : 1), out: stdout + stderr })
+    })
+  })
+  t.equal(result.out.trim(), '', 'no type errors')
+  t.equal(result.code, 0)
+})
+
 t.test('ESM consumer: import observability from "fastify-observability"', async (t) => {
   const r = await runFixture('consumer-esm.mjs')
   t.equal(r.resolved, join(root, 'dist', 'esm', 'index.mjs'), 'the "import" condition picks the ESM entry')
