@@ -191,10 +191,15 @@ export type MetricsHandler = (request: FastifyRequest, reply: FastifyReply) => P
  */
 export function createMetricsHandler (registry: PromRegistry): MetricsHandler {
   return async function metricsHandler (request, reply) {
-    const openMetrics = prefersOpenMetrics(request.headers.accept)
-    reply.header('content-type', openMetrics ? OPENMETRICS_CONTENT_TYPE : PROMETHEUS_CONTENT_TYPE)
-    return renderBuffer(registry, openMetrics)
+    return renderBuffer(registry, negotiate(request, reply))
   }
+}
+
+/** Picks the format from the Accept header and sets the content type: true for OpenMetrics. */
+function negotiate (request: FastifyRequest, reply: FastifyReply): boolean {
+  const openMetrics = prefersOpenMetrics(request.headers.accept)
+  reply.header('content-type', openMetrics ? OPENMETRICS_CONTENT_TYPE : PROMETHEUS_CONTENT_TYPE)
+  return openMetrics
 }
 
 type ScrapeResponse = ServerResponse & { isLightMyRequest?: boolean }
@@ -209,9 +214,7 @@ type ScrapeResponse = ServerResponse & { isLightMyRequest?: boolean }
 export function createEndpointHandler (registry: PromRegistry): MetricsHandler {
   let spare: Buffer | null = null
   return async function metricsEndpoint (request, reply) {
-    const openMetrics = prefersOpenMetrics(request.headers.accept)
-    reply.header('content-type', openMetrics ? OPENMETRICS_CONTENT_TYPE : PROMETHEUS_CONTENT_TYPE)
-    const { chunks, length } = await renderChunks(registry, openMetrics)
+    const { chunks, length } = await renderChunks(registry, negotiate(request, reply))
     const res = reply.raw as ScrapeResponse
     // HTTP/2 may still be sending from the buffer after the stream closed: never reuse there.
     const lend = request.raw.httpVersionMajor === 1 || res.isLightMyRequest === true

@@ -8,9 +8,8 @@
 // instrumentation-http only traces outgoing calls, unless the app opts back in (last tests).
 import t from 'tap'
 import type { Test } from 'tap'
-import { spawn, execFile, execFileSync } from 'node:child_process'
+import { execFile, execFileSync } from 'node:child_process'
 import { promisify } from 'node:util'
-import type { ChildProcess } from 'node:child_process'
 import { existsSync, statSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { context, propagation, trace, SpanKind } from '@opentelemetry/api'
@@ -27,7 +26,8 @@ import type { TelemetryOptions } from '../lib/sdk'
 import { startOtlpReceiver } from './helpers/otlp-receiver'
 import type { ReceivedSpan } from './helpers/otlp-receiver'
 import { startJaegerReceiver } from './helpers/jaeger-receiver'
-import { childEnv, getText } from './helpers/child'
+import { childEnv, getText, startNodeApp } from './helpers/child'
+import type { NodeApp } from './helpers/child'
 
 const execFileAsync = promisify(execFile)
 const ROOT = resolve(__dirname, '..')
@@ -61,48 +61,15 @@ interface ReadyLine {
   handle: null | { enabled: boolean, config: ReturnType<typeof resolveTelemetryConfig>, instrumentations: string[] }
 }
 
-interface App {
-  child: ChildProcess
-  ready: Promise<ReadyLine>
-  exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
-  stdout: () => string
-  stderr: () => string
-}
+type App = NodeApp<ReadyLine>
 
 function startApp (t: Test, preload: 'require' | 'import', fixture: 'cjs' | 'mjs', env: Record<string, string>): App {
   const preloadFile = preload === 'require' ? './dist/register.js' : './dist/register.mjs'
   return startProcess(t, [`--${preload}`, preloadFile, `test/fixtures/telemetry-app.${fixture}`], env)
 }
 
-/** A child `node <args>` in the repo root; ready when it prints its {"port": ...} line. */
 function startProcess (t: Test, args: string[], env: Record<string, string>): App {
-  const child = spawn(process.execPath, args, {
-    cwd: ROOT,
-    env: childEnv(env),
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  let out = ''
-  let err = ''
-  child.stderr!.on('data', (d: Buffer) => { err += String(d) })
-  const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>(resolve => {
-    child.on('exit', (code, signal) => resolve({ code, signal }))
-  })
-  const ready = new Promise<ReadyLine>((resolve, reject) => {
-    child.stdout!.on('data', (d: Buffer) => {
-      out += String(d)
-      const line = out.split('\n').find(l => l.startsWith('{"port":'))
-      if (line !== undefined) resolve(JSON.parse(line) as ReadyLine)
-    })
-    void exited.then(({ code, signal }) => reject(new Error(`app exited (code ${code}, signal ${signal}) before listening; stderr:\n${err}`)))
-  })
-  ready.catch(() => {}) // observed by the tests that need it
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL')
-      await exited
-    }
-  })
-  return { child, ready, exited, stdout: () => out, stderr: () => err }
+  return startNodeApp<ReadyLine>(t, args, childEnv(env))
 }
 
 const get = getText

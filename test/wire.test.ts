@@ -7,17 +7,14 @@
 // all; outgoing calls still get CLIENT spans from instrumentation-http / instrumentation-undici.
 import t from 'tap'
 import type { Test } from 'tap'
-import { spawn } from 'node:child_process'
-import type { ChildProcess } from 'node:child_process'
 import { request } from 'node:http'
-import { resolve } from 'node:path'
 import { startOtlpReceiver } from './helpers/otlp-receiver'
 import type { ReceivedSpan } from './helpers/otlp-receiver'
 import { startJaegerReceiver } from './helpers/jaeger-receiver'
-import { childEnv, getText } from './helpers/child'
+import { childEnv, getText, startNodeApp } from './helpers/child'
+import type { NodeApp } from './helpers/child'
 import { sampleValue } from './helpers/metrics-text'
 
-const ROOT = resolve(__dirname, '..')
 const SERVER = 1
 const CLIENT = 2
 const STATUS_UNSET = 0
@@ -35,14 +32,7 @@ function traceparent (n: number): { traceId: string, parentId: string, header: s
 // ------------------------------------------------------------------------------------------
 // Child processes
 // ------------------------------------------------------------------------------------------
-interface App {
-  child: ChildProcess
-  ready: Promise<{ port: number, instrumentations: string[] | null }>
-  exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
-  stderr: () => string
-  /** SIGTERM and wait for the exit. */
-  stop: () => Promise<{ code: number | null, signal: NodeJS.Signals | null }>
-}
+type App = NodeApp<{ port: number, instrumentations: string[] | null }>
 
 /** Only the shutdown flush delivers: nothing is exported on a timer during a test. */
 function appEnv (extra: Record<string, string>): NodeJS.ProcessEnv {
@@ -53,42 +43,7 @@ function startApp (t: Test, fixture: 'mjs' | 'cjs', preload: boolean, env: Recor
   const args = preload
     ? fixture === 'mjs' ? ['--import', './dist/register.mjs'] : ['--require', './dist/register.js']
     : []
-  const child = spawn(process.execPath, [...args, `test/fixtures/fastify-app.${fixture}`], {
-    cwd: ROOT,
-    env: appEnv(env),
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  let out = ''
-  let err = ''
-  child.stderr!.on('data', (d: Buffer) => { err += String(d) })
-  const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>(resolve => {
-    child.on('exit', (code, signal) => resolve({ code, signal }))
-  })
-  const ready = new Promise<{ port: number, instrumentations: string[] | null }>((resolve, reject) => {
-    child.stdout!.on('data', (d: Buffer) => {
-      out += String(d)
-      const line = out.split('\n').find(l => l.startsWith('{"port":'))
-      if (line !== undefined) resolve(JSON.parse(line))
-    })
-    void exited.then(({ code, signal }) => reject(new Error(`app exited (code ${code}, signal ${signal}) before listening; stderr:\n${err}`)))
-  })
-  ready.catch(() => {}) // observed by the tests
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL')
-      await exited
-    }
-  })
-  return {
-    child,
-    ready,
-    exited,
-    stderr: () => err,
-    stop: () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
-      return exited
-    }
-  }
+  return startNodeApp(t, [...args, `test/fixtures/fastify-app.${fixture}`], appEnv(env))
 }
 
 async function get (port: number, path: string, headers: Record<string, string> = {}): Promise<{ status: number, json: Record<string, unknown> }> {

@@ -1,5 +1,63 @@
-// Shared by the tests that start app processes (sdk, wire): their environment and plain HTTP gets.
+// Shared by the tests that start app processes (sdk, wire): starting one, its environment and
+// plain HTTP gets.
+import { spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { request } from 'node:http'
+import { resolve as resolvePath } from 'node:path'
+import type { Test } from 'tap'
+
+const ROOT = resolvePath(__dirname, '..', '..')
+
+type Exit = { code: number | null, signal: NodeJS.Signals | null }
+
+export interface NodeApp<Ready> {
+  child: ChildProcess
+  /** The app's first stdout line starting with {"port":, parsed. */
+  ready: Promise<Ready>
+  exited: Promise<Exit>
+  stdout: () => string
+  stderr: () => string
+  /** SIGTERM and wait for the exit. */
+  stop: () => Promise<Exit>
+}
+
+/** `node <args>` in the repo root, killed at the test's teardown if it is still running. */
+export function startNodeApp<Ready> (t: Test, args: string[], env: NodeJS.ProcessEnv): NodeApp<Ready> {
+  const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  let err = ''
+  child.stderr!.on('data', (d: Buffer) => { err += String(d) })
+  const exited = new Promise<Exit>(resolve => {
+    child.on('exit', (code, signal) => resolve({ code, signal }))
+  })
+  const ready = new Promise<Ready>((resolve, reject) => {
+    child.stdout!.on('data', (d: Buffer) => {
+      out += String(d)
+      const line = out.split('\n').find(l => l.startsWith('{"port":'))
+      if (line !== undefined) resolve(JSON.parse(line) as Ready)
+    })
+    void exited.then(({ code, signal }) => reject(new Error(`app exited (code ${code}, signal ${signal}) before listening; stderr:\n${err}`)))
+  })
+  ready.catch(() => {}) // observed by the tests that need it
+  const running = (): boolean => child.exitCode === null && child.signalCode === null
+  t.teardown(async () => {
+    if (running()) {
+      child.kill('SIGKILL')
+      await exited
+    }
+  })
+  return {
+    child,
+    ready,
+    exited,
+    stdout: () => out,
+    stderr: () => err,
+    stop: () => {
+      if (running()) child.kill('SIGTERM')
+      return exited
+    }
+  }
+}
 
 /** The parent's env without OTEL_*, npm_package_* and tap's NODE_OPTIONS / coverage. */
 export function childEnv (extra: Record<string, string>): NodeJS.ProcessEnv {
