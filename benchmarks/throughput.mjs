@@ -32,14 +32,14 @@ export function targetFor (variant, nodeVersion = process.version) {
   return v.target[major] ?? v.target.default
 }
 
-function serverFile (name) {
+export function serverFile (name) {
   const dir = path.join(BENCH_DIR, 'servers')
   const file = readdirSync(dir).find((f) => f === `${name}.mjs` || f === `${name}.cjs` || f === `${name}.js`)
   if (!file) throw new Error(`no server file for variant ${name}`)
   return path.join(dir, file)
 }
 
-class LoadGenerator {
+export class LoadGenerator {
   constructor () {
     this.child = spawnNode(path.join(BENCH_DIR, 'lib', 'load.mjs'), { core: 0 })
     this.ready = nextMessage(this.child, (m) => m?.type === 'ready')

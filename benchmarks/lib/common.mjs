@@ -30,7 +30,10 @@ export const DEFAULTS = {
   memoryRequests: 100_000,
   cpuProf: null,
   retries: 2, // re-measure a variant whose server core was disturbed by other processes
-  quietWait: 30 // seconds to wait for an idle machine before each measurement (0: don't)
+  quietWait: 30, // seconds to wait for an idle machine before each measurement (0: don't)
+  instructions: false, // the instructions-per-request part (valgrind), see lib/instructions.mjs
+  instrCounts: [2000, 10000], // the two request counts whose difference gives instructions/request
+  instrWarmup: 2000 // requests before the counted ones, in both runs
 }
 
 export const QUICK = {
@@ -42,10 +45,12 @@ export const QUICK = {
   scrapeIterations: 3,
   memoryRequests: 2_000,
   retries: 0,
-  quietWait: 0
+  quietWait: 0,
+  instrCounts: [200, 600],
+  instrWarmup: 100
 }
 
-const NUMERIC = new Set(['rate', 'retries', 'quietWait', 'connections', 'duration', 'warmup', 'rounds', 'scrapeRoutes', 'scrapeIterations', 'memoryRequests'])
+const NUMERIC = new Set(['rate', 'retries', 'quietWait', 'connections', 'duration', 'warmup', 'rounds', 'scrapeRoutes', 'scrapeIterations', 'memoryRequests', 'instrWarmup'])
 
 const camel = (s) => s.replace(/-([a-z])/g, (_, c) => c.toUpperCase())
 
@@ -57,16 +62,20 @@ export function parseArgs (argv = process.argv.slice(2)) {
     let [k, v] = a.slice(2).split(/=(.*)/s)
     k = camel(k)
     if (k === 'help') { given.help = true; continue }
-    if (k === 'quick' || k === 'mix') { given[k] = v === undefined ? true : v !== 'false'; continue }
+    if (k === 'quick' || k === 'mix' || k === 'instructions') { given[k] = v === undefined ? true : v !== 'false'; continue }
     if (v === undefined) v = argv[++i]
     if (v === undefined) throw new Error(`--${k} needs a value`)
     if (!(k in DEFAULTS)) throw new Error(`unknown option --${k}`)
     if (NUMERIC.has(k)) {
       const n = Number(v)
-      if (!Number.isFinite(n) || n < 0 || (n === 0 && !['retries', 'quietWait', 'rate'].includes(k))) throw new Error(`--${k} must be a positive number`)
+      if (!Number.isFinite(n) || n < 0 || (n === 0 && !['retries', 'quietWait', 'rate', 'instrWarmup'].includes(k))) throw new Error(`--${k} must be a positive number`)
       given[k] = n
     } else if (k === 'variants' || k === 'only') {
       given[k] = v.split(',').map((s) => s.trim()).filter(Boolean)
+    } else if (k === 'instrCounts') {
+      const ns = v.split(',').map(Number)
+      if (ns.length !== 2 || !ns.every((n) => Number.isInteger(n) && n > 0) || ns[0] === ns[1]) throw new Error('--instr-counts needs two different positive integers, e.g. 2000,10000')
+      given[k] = ns.sort((a, b) => a - b)
     } else {
       given[k] = v
     }
@@ -75,11 +84,15 @@ export function parseArgs (argv = process.argv.slice(2)) {
   opts.out = path.resolve(opts.out)
   opts.connections = Math.round(opts.connections)
   opts.rounds = Math.round(opts.rounds)
+  // Instructions repeat within ~1%: two rounds show that by default (one in --quick).
+  opts.instrRounds = given.rounds != null ? opts.rounds : given.quick ? 1 : 2
+  opts.instrWarmup = Math.round(opts.instrWarmup)
   // Bounds: this suite never runs unbounded load.
   if (opts.duration > 120) throw new Error('--duration is capped at 120 s')
   if (opts.rounds > 20) throw new Error('--rounds is capped at 20')
   if (opts.connections > 1000) throw new Error('--connections is capped at 1000')
   if (opts.memoryRequests > 1_000_000) throw new Error('--memory-requests is capped at 1,000,000')
+  if (opts.instrCounts[1] > 200_000 || opts.instrWarmup > 100_000) throw new Error('--instr-counts / --instr-warmup are capped at 200,000 / 100,000 (node under valgrind is ~50x slower)')
   return opts
 }
 
@@ -102,6 +115,11 @@ export const USAGE = `Usage: npm run bench -- [options]
   --quiet-wait S        wait up to S s for an idle machine before each measurement (default 30)
   --cpu-prof DIR        profile each server over its measured window, write .cpuprofile files to DIR
                         (the profiler's own cost inflates the figures of such a run)
+  --instructions        instructions per request under valgrind (cachegrind) instead of the other
+                        parts (add them with --only); every variant incl. the sampling ones
+  --instr-counts N1,N2  the two request counts; instructions/req = ΔI / ΔN (default 2000,10000)
+  --instr-warmup N      requests before the counted ones in both runs (default 2000)
+                        (--rounds defaults to 2 for --instructions; --quick: 200,600, 100, 1 round)
   --quick               smoke test: 1 round, 1 s, 8 connections, small scrape/memory
 `
 
@@ -214,13 +232,15 @@ function installCleanup () {
 }
 
 /**
- * Spawn `node script` with an IPC channel, pinned to `core` when pinning is on.
+ * Spawn `node script` with an IPC channel, pinned to `core` when pinning is on
+ * (and `core` is not null). `wrapper` is a command to run node under (e.g.
+ * valgrind and its options); the IPC channel's fd is inherited through it.
  */
-export function spawnNode (script, { core, nodeArgs = [], args = [], env = {} } = {}) {
+export function spawnNode (script, { core, nodeArgs = [], args = [], env = {}, wrapper = [] } = {}) {
   installCleanup()
   const pin = pinning()
-  const nodeCmd = [process.execPath, ...nodeArgs, script, ...args]
-  const [cmd, ...argv] = pin.enabled ? ['taskset', '-c', String(core), ...nodeCmd] : nodeCmd
+  const nodeCmd = [...wrapper, process.execPath, ...nodeArgs, script, ...args]
+  const [cmd, ...argv] = pin.enabled && core != null ? ['taskset', '-c', String(core), ...nodeCmd] : nodeCmd
   const child = spawn(cmd, argv, {
     cwd: ROOT_DIR,
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],

@@ -1,5 +1,5 @@
 // Load generator child process (pinned to core 0 by the harness).
-// Receives { type: 'run', id, url, paths, connections, duration, amount? }
+// Receives { type: 'run', id, url, paths, connections, duration, amount?, timeout? }
 // over IPC, runs autocannon programmatically against 127.0.0.1 and replies
 // { type: 'result', id, ... }. Exits when the IPC channel closes.
 import autocannon from 'autocannon'
@@ -17,7 +17,7 @@ async function run (msg) {
     url: msg.url,
     connections: msg.connections,
     pipelining: 1,
-    timeout: 10,
+    timeout: msg.timeout ?? 10,
     requests: msg.paths.map((path) => ({ method: 'GET', path }))
   }
   if (msg.rate) opts.overallRate = msg.rate

@@ -1,6 +1,6 @@
 // OpenTelemetry SDK set-up shared by the tracing variants.
 //
-// 100% sampling (AlwaysOnSampler), a BatchSpanProcessor with its default
+// 100% sampling (AlwaysOnSampler; `ratio` for a ratio sampler), a BatchSpanProcessor with its default
 // settings, and an exporter that drops every span at once so the figures show
 // the cost of creating, recording and batching spans, not of serialising or
 // sending them.
@@ -31,10 +31,12 @@ export class DropSpanExporter {
  * @param {object} opts
  * @param {boolean} [opts.http] enable @opentelemetry/instrumentation-http
  * @param {() => Promise<object[]>} [opts.extraInstrumentations] more instrumentations
+ * @param {number|null} [opts.ratio] sample this share of root spans:
+ *   ParentBasedSampler({ root: TraceIdRatioBasedSampler(ratio) }); null: AlwaysOn
  */
-export async function startSdk ({ http = false, extraInstrumentations } = {}) {
+export async function startSdk ({ http = false, extraInstrumentations, ratio = null } = {}) {
   const { NodeSDK } = await import('@opentelemetry/sdk-node')
-  const { BatchSpanProcessor, AlwaysOnSampler } = await import('@opentelemetry/sdk-trace-base')
+  const { BatchSpanProcessor, AlwaysOnSampler, ParentBasedSampler, TraceIdRatioBasedSampler } = await import('@opentelemetry/sdk-trace-base')
   const instrumentations = []
   if (http) {
     const { HttpInstrumentation } = await import('@opentelemetry/instrumentation-http')
@@ -44,14 +46,14 @@ export async function startSdk ({ http = false, extraInstrumentations } = {}) {
   const sdk = new NodeSDK({
     serviceName: 'bench',
     autoDetectResources: false,
-    sampler: new AlwaysOnSampler(),
+    sampler: ratio == null ? new AlwaysOnSampler() : new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(ratio) }),
     spanProcessors: [new BatchSpanProcessor(new DropSpanExporter())],
     instrumentations
   })
   sdk.start()
   return {
     sdk,
-    info: { sdk: '@opentelemetry/sdk-node NodeSDK', sampler: 'AlwaysOn', processor: 'BatchSpanProcessor', exporter: 'drop', instrumentationHttp: http },
+    info: { sdk: '@opentelemetry/sdk-node NodeSDK', sampler: ratio == null ? 'AlwaysOn' : `ParentBased(TraceIdRatioBased(${ratio}))`, processor: 'BatchSpanProcessor', exporter: 'drop', instrumentationHttp: http },
     stats: () => ({ spansExported: spanStats.exported, exportBatches: spanStats.batches })
   }
 }

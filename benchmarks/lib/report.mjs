@@ -1,6 +1,7 @@
 // Markdown rendering and target evaluation for a results object.
 import { targetFor, VARIANTS } from '../throughput.mjs'
 import { SCRAPE_TARGET_MS } from '../scrape.mjs'
+import { evaluateInstructionTargets, renderInstructionsMarkdown } from './instructions.mjs'
 
 const fmt = (x, d = 2) => (x == null ? '–' : Number(x).toFixed(d))
 const fmtInt = (x) => (x == null ? '–' : Math.round(x).toLocaleString('en-US'))
@@ -10,17 +11,20 @@ const ratio = (x) => (x == null ? '' : ` (${Number(x).toFixed(2)}×)`)
 export function evaluateTargets (results) {
   const out = []
   const node = results.meta.machine.node
-  const v = results.throughput?.variants ?? {}
+  // CPU-time targets from this run's throughput part, or else (an instructions-only run) from the
+  // published CPU-time run it shows beside its figures.
+  const v = results.throughput?.variants ?? results.cpuReference?.variants ?? {}
+  const cpuFrom = results.throughput ? '' : results.cpuReference ? ` (CPU time, ${results.cpuReference.file})` : ''
   const eff = (n) => v[n]?.ratios?.efficiency ?? null
   for (const name of ['plugin-metrics', 'plugin-nosdk', 'plugin-full-sdk', 'plugin-full-sdk-http']) {
     const target = targetFor(name, node)
     if (target == null || !v[name]) continue
     const value = eff(name)
-    out.push({ id: `${name}.efficiency`, description: `${name} efficiency ≥ ${target}`, target, value, met: value == null ? null : value >= target })
+    out.push({ id: `${name}.efficiency`, description: `${name} efficiency ≥ ${target}${cpuFrom}`, target, value, met: value == null ? null : value >= target })
     const peer = VARIANTS.find((x) => x.name === name)?.peer
     if (peer && v[peer]) {
       const pv = eff(peer)
-      out.push({ id: `${name}.vs.${peer}`, description: `${name} ahead of ${peer}`, target: pv, value, met: value == null || pv == null ? null : value > pv })
+      out.push({ id: `${name}.vs.${peer}`, description: `${name} ahead of ${peer}${cpuFrom}`, target: pv, value, met: value == null || pv == null ? null : value > pv })
     }
   }
   const s = results.scrape?.subjects?.plugin
@@ -44,6 +48,8 @@ export function evaluateTargets (results) {
   if (m?.ok) {
     out.push({ id: 'memory.series', description: 'HTTP series unchanged by random unmatched paths/methods', target: 0, value: m.httpSeriesGrowth, met: m.httpSeriesGrowth === 0 })
   }
+  // Judged on instructions per request (the repeatable figure), beside the CPU-time ones above.
+  if (results.instructions) out.unshift(...evaluateInstructionTargets(results.instructions))
   return out
 }
 
@@ -139,6 +145,9 @@ export function renderMarkdown (results) {
       lines.push(`Rounds still disturbed by other processes after the retries, left out of the medians: ${left.join('; ')}.`)
       lines.push('')
     }
+  }
+  if (results.instructions) {
+    lines.push(renderInstructionsMarkdown(results))
   }
   if (results.scrape) {
     lines.push(`Scrape of ${results.scrape.routes} routes × 5 status codes × 2 methods (${fmtInt(results.scrape.seriesTarget)} label sets), ${results.scrape.iterations} scrapes over HTTP on 127.0.0.1 (50 requests touch random series before each), median and p90; for reference the median through \`app.inject\` (which copies the body into a string), of rendering alone, and of a plain route sending the same bytes over HTTP:`)

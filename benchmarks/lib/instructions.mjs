@@ -1,0 +1,340 @@
+// Instructions per request: `npm run bench -- --instructions`.
+//
+// CPU time per request on a shared machine moves by ±30% between rounds; the number of
+// instructions the server executes per request repeats within ~1%. For each variant this runs the
+// variant's server under `valgrind --tool=cachegrind --cache-sim=no` (which counts every
+// instruction the process executes, all threads, JIT code included), sends it a fixed number of
+// requests with autocannon (`amount`, 10 connections, the throughput workload's paths), shuts it
+// down so cachegrind writes its totals, and does that for two request counts N1 < N2. Start-up,
+// warm-up and shutdown are the same in both runs, so
+//
+//   instructions per request = (I(N2) - I(N1)) / (requests served(N2) - requests served(N1))
+//
+// The pure parts (parsing cachegrind's output, the marginal, the summary, the targets and the
+// Markdown) are exported for the tests; runInstructions() needs valgrind.
+import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import os from 'node:os'
+import path from 'node:path'
+import { median, round, spawnNode, nextMessage, stopChild, workloadPaths } from './common.mjs'
+import { VARIANTS, serverFile, LoadGenerator } from '../throughput.mjs'
+
+export const INSTR_CONNECTIONS = 10
+export const INSTR_DEFAULTS = { counts: [2000, 10000], warmup: 2000, rounds: 2 }
+export const INSTR_QUICK = { counts: [200, 600], warmup: 100, rounds: 1 }
+
+/** Reference and sampling variants measured in instructions only (not in the CPU-time set). */
+export const INSTR_EXTRA_VARIANTS = [
+  { name: 'context-with', kind: 'reference', description: 'floor for a request the sampler drops: same SDK set-up, one onRequest hook running the request in context.with(active().setValue(key, 1)), one shared \'close\' listener' },
+  { name: 'plugin-full-sdk-sampled-out', kind: 'plugin', description: 'as plugin-full-sdk with ParentBased(TraceIdRatioBased(0)): every request dropped by the sampler' },
+  { name: 'plugin-full-sdk-10pct', kind: 'plugin', description: 'as plugin-full-sdk with ParentBased(TraceIdRatioBased(0.1)): 10% of requests sampled' }
+]
+
+/** The floor each tracing variant is compared with: one variant, or a weighted mix of two. */
+export const FLOORS = {
+  'plugin-full-sdk': { 'span-hook': 1 },
+  'plugin-full-sdk-http': { 'span-hook': 1 },
+  'fastify-otel': { 'span-hook': 1 },
+  'plugin-full-sdk-sampled-out': { 'context-with': 1 },
+  'plugin-full-sdk-10pct': { 'context-with': 0.9, 'span-hook': 0.1 }
+}
+
+/** The targets judged on instructions (issue #9). */
+export const INSTR_TARGETS = [
+  { id: 'instructions.plugin-metrics.efficiency', variant: 'plugin-metrics', min: 0.98, description: 'plugin-metrics instructions efficiency (bare ÷ variant) ≥ 0.98' },
+  { id: 'instructions.plugin-full-sdk.floor', variant: 'plugin-full-sdk', max: 1.10, description: 'plugin-full-sdk instructions ≤ 1.10× span-hook' },
+  { id: 'instructions.plugin-full-sdk-sampled-out.floor', variant: 'plugin-full-sdk-sampled-out', max: 1.10, description: 'plugin-full-sdk-sampled-out instructions ≤ 1.10× context-with' }
+]
+
+export function defaultInstrVariants () {
+  return [...VARIANTS.map((v) => v.name), ...INSTR_EXTRA_VARIANTS.map((v) => v.name)]
+}
+
+export function instrVariantMeta (name) {
+  const v = VARIANTS.find((x) => x.name === name) ?? INSTR_EXTRA_VARIANTS.find((x) => x.name === name)
+  if (v) return { name, kind: v.kind, description: v.description }
+  serverFile(name) // throws for a name without a server file
+  return { name, kind: 'ad-hoc', description: `ad-hoc: servers/${name}` }
+}
+
+// ---------------------------------------------------------------- pure parts
+
+/**
+ * Totals of a cachegrind output file: { events: { Ir: n, ... } } from its `events:` line and its
+ * `summary:` line (`totals:` in some versions).
+ */
+export function parseCachegrindOut (text) {
+  let names = null
+  let values = null
+  for (const line of text.split('\n')) {
+    if (line.startsWith('events:')) names = line.slice(7).trim().split(/\s+/)
+    else if (line.startsWith('summary:') || line.startsWith('totals:')) values = line.slice(line.indexOf(':') + 1).trim().split(/\s+/).map(Number)
+  }
+  if (!names || !values) throw new Error('not a cachegrind output file: no events:/summary: line')
+  const events = {}
+  names.forEach((n, i) => { events[n] = values[i] ?? 0 })
+  if (!Number.isFinite(events.Ir)) throw new Error('cachegrind output has no Ir total')
+  return { events }
+}
+
+/**
+ * Marginal instructions per request from two runs of the same server that differ only in the
+ * number of requests: (I2 - I1) / (R2 - R1), and the intercept (start-up + shutdown + warm-up
+ * compilation, what a run of 0 requests would cost).
+ * @param {{ requests: number, instructions: number }} a
+ * @param {{ requests: number, instructions: number }} b
+ */
+export function marginalPerRequest (a, b) {
+  const dr = b.requests - a.requests
+  if (!(dr > 0)) throw new Error(`the second run must serve more requests (${a.requests} -> ${b.requests})`)
+  const perRequest = (b.instructions - a.instructions) / dr
+  return { perRequest, fixed: a.instructions - perRequest * a.requests }
+}
+
+/** Median, min, max and relative spread ((max - min) / median) of the rounds' marginals. */
+export function spreadOf (xs) {
+  const ok = xs.filter((x) => Number.isFinite(x))
+  if (ok.length === 0) return { median: null, min: null, max: null, spread: null, n: 0 }
+  const m = median(ok)
+  const min = Math.min(...ok)
+  const max = Math.max(...ok)
+  return { median: m, min, max, spread: m ? (max - min) / m : null, n: ok.length }
+}
+
+/**
+ * Fill in per-variant medians, spreads and ratios from the rounds.
+ * variants: { [name]: { rounds: [{ ok, perRequest, ... }], ... } }. Mutates and returns it.
+ */
+export function summarizeInstructions (variants) {
+  for (const v of Object.values(variants)) {
+    const s = spreadOf(v.rounds.filter((r) => r.ok).map((r) => r.perRequest))
+    v.perRequest = s.median == null ? null : round(s.median, 0)
+    v.min = s.min == null ? null : round(s.min, 0)
+    v.max = s.max == null ? null : round(s.max, 0)
+    v.spread = round(s.spread, 4)
+    v.roundsOk = s.n
+    const spans = v.rounds.filter((r) => r.ok && r.spansPerReq != null).map((r) => r.spansPerReq)
+    v.spansPerReq = spans.length ? round(median(spans), 3) : null
+    if (v.status === 'ok' && s.n === 0) v.status = 'failed'
+  }
+  const bare = variants.bare?.perRequest ?? null
+  for (const [name, v] of Object.entries(variants)) {
+    v.ratios = null
+    if (v.perRequest == null) continue
+    v.ratios = {
+      efficiency: bare ? round(bare / v.perRequest, 4) : null,
+      overBare: bare ? round(v.perRequest - bare, 0) : null,
+      floor: null,
+      overFloor: null,
+      floorName: null
+    }
+    const f = FLOORS[name]
+    if (f && Object.keys(f).every((n) => variants[n]?.perRequest != null)) {
+      const floor = Object.entries(f).reduce((acc, [n, w]) => acc + w * variants[n].perRequest, 0)
+      v.ratios.floorName = Object.entries(f).map(([n, w]) => (w === 1 ? n : `${w} × ${n}`)).join(' + ')
+      v.ratios.floorPerRequest = round(floor, 0)
+      v.ratios.floor = round(v.perRequest / floor, 4)
+      v.ratios.overFloor = round(v.perRequest - floor, 0)
+    }
+  }
+  return variants
+}
+
+/** The instruction targets against an instructions section ({ variants }). */
+export function evaluateInstructionTargets (instructions) {
+  const out = []
+  const v = instructions?.variants ?? {}
+  for (const t of INSTR_TARGETS) {
+    const x = v[t.variant]
+    if (!x) continue
+    const value = t.min != null ? x.ratios?.efficiency ?? null : x.ratios?.floor ?? null
+    const target = t.min ?? t.max
+    out.push({ id: t.id, description: t.description, target, value, met: value == null ? null : t.min != null ? value >= t.min : value <= t.max })
+  }
+  return out
+}
+
+// ---------------------------------------------------------------- Markdown
+
+const fmtInt = (x) => (x == null ? '–' : Math.round(x).toLocaleString('en-US'))
+const fmt = (x, d = 2) => (x == null ? '–' : Number(x).toFixed(d))
+const pct = (x) => (x == null ? '–' : `${(x * 100).toFixed(1)}%`)
+
+/**
+ * The instructions table. CPU-time columns come from the same run's throughput section, or else
+ * from `results.cpuReference` (the published CPU-time run for the same Node major).
+ */
+export function instructionsTable (results) {
+  const ins = results.instructions
+  if (!ins) return ''
+  const cpu = results.throughput?.variants ?? results.cpuReference?.variants ?? {}
+  const targets = new Map(INSTR_TARGETS.map((t) => [t.variant, t]))
+  const rows = [
+    '| Variant | Instructions/req | Spread (min – max) | Efficiency (bare ÷ variant) | Over bare | vs floor | CPU µs/req | CPU efficiency | Spans/req | Target (instructions) |',
+    '| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- |'
+  ]
+  for (const [name, v] of Object.entries(ins.variants)) {
+    if (v.perRequest == null) {
+      rows.push(`| \`${name}\` | ${v.status}: ${String(v.error ?? '').replace(/\|/g, '\\|').slice(0, 100)} | | | | | | | | |`)
+      continue
+    }
+    const r = v.ratios ?? {}
+    const c = cpu[name]
+    const floor = r.floor == null ? '' : `${fmt(r.floor, 3)}× \`${r.floorName}\` (+${fmtInt(r.overFloor)})`
+    const t = targets.get(name)
+    let target = ''
+    if (t) {
+      const value = t.min != null ? r.efficiency : r.floor
+      const met = value == null ? null : t.min != null ? value >= t.min : value <= t.max
+      target = `${t.min != null ? `≥ ${t.min}` : `≤ ${t.max.toFixed(2)}× floor`} ${met == null ? '–' : met ? '✅' : '❌'}`
+    }
+    const spread = v.roundsOk > 1 ? `${pct(v.spread)} (${fmtInt(v.min)} – ${fmtInt(v.max)})` : '1 round'
+    rows.push(`| \`${name}\` | ${fmtInt(v.perRequest)} | ${spread} | **${fmt(r.efficiency, 3)}** | ${name === 'bare' ? '' : `${r.overBare >= 0 ? '+' : ''}${fmtInt(r.overBare)}`} | ${floor} | ${fmt(c?.median?.cpuPerReqUs)} | ${fmt(c?.ratios?.efficiency)} | ${v.spansPerReq == null ? '–' : fmt(v.spansPerReq, 2)} | ${target} |`)
+  }
+  return rows.join('\n')
+}
+
+export function renderInstructionsMarkdown (results) {
+  const ins = results.instructions
+  if (!ins) return ''
+  const o = ins.options
+  const lines = []
+  lines.push(`Instructions per request: each variant's server under \`${o.tool}\` (valgrind ${ins.valgrind ?? '?'}), ${fmtInt(o.warmup)} warm-up requests then ${o.counts.map(fmtInt).join(' or ')} counted requests (autocannon \`amount\`, ${o.connections} connections, ${o.workload}); instructions/req = (I(N2) − I(N1)) ÷ (requests(N2) − requests(N1)), so start-up, warm-up and shutdown cancel. ${o.rounds} round(s); the figure is the median, the spread (max − min) ÷ median over the rounds. Efficiency = bare ÷ variant instructions/req. ${results.throughput ? 'CPU columns: the same run.' : results.cpuReference ? `CPU columns: the published CPU-time run \`${results.cpuReference.file}\` (${results.cpuReference.date?.slice(0, 10)}, ${results.cpuReference.node}, @ ${results.cpuReference.gitCommit ?? '?'}), for comparison.` : 'No CPU-time figures in this run.'}`)
+  lines.push('')
+  lines.push(instructionsTable(results))
+  lines.push('')
+  const fixed = Object.entries(ins.variants).filter(([, v]) => v.rounds.some((r) => r.ok))
+  if (fixed.length) {
+    const b = ins.variants.bare
+    const fixedOf = (v) => median(v.rounds.filter((r) => r.ok).map((r) => r.fixed))
+    lines.push(`Fixed cost (start-up, ${fmtInt(o.warmup)} warm-up requests, shutdown; the intercept), in millions of instructions: ${fixed.map(([n, v]) => `\`${n}\` ${fmt(fixedOf(v) / 1e6, 0)}`).join(', ')}.${b?.rounds?.length ? ` Wall time under valgrind per run of ${fmtInt(o.counts[o.counts.length - 1])} requests, \`bare\`: ${fmt(median(b.rounds.filter((r) => r.ok).map((r) => r.points[r.points.length - 1].wallS)), 0)} s.` : ''}`)
+    lines.push('')
+  }
+  return lines.join('\n')
+}
+
+// ---------------------------------------------------------------- running
+
+export function valgrindVersion () {
+  const r = spawnSync('valgrind', ['--version'], { encoding: 'utf8' })
+  if (r.error || r.status !== 0) return null
+  return r.stdout.trim()
+}
+
+const VALGRIND_ARGS = ['--tool=cachegrind', '--cache-sim=no']
+
+/** One server run under cachegrind: warm-up, `count` requests, shutdown; its instruction total. */
+async function countOnce (name, count, { warmup, paths, load, dir, tag }) {
+  const outFile = path.join(dir, `${tag}.cgout`)
+  const logFile = path.join(dir, `${tag}.log`)
+  const server = spawnNode(serverFile(name), {
+    core: null,
+    wrapper: ['valgrind', ...VALGRIND_ARGS, `--cachegrind-out-file=${outFile}`, `--log-file=${logFile}`]
+  })
+  const t0 = Date.now()
+  try {
+    const ready = await nextMessage(server, (m) => m?.type === 'ready' || m?.type === 'error', 600_000)
+    if (ready.type === 'error') return { ok: false, error: ready.message, code: ready.code ?? null }
+    const url = `http://127.0.0.1:${ready.port}`
+    // Generous: node under valgrind is ~50x slower, and a cold server compiles as it goes.
+    const timeoutFor = (n) => 120_000 + n * 50
+    server.send({ type: 'start' })
+    await nextMessage(server, (m) => m?.type === 'started', 120_000)
+    const w = warmup > 0 ? await load.run({ url, paths, connections: INSTR_CONNECTIONS, amount: warmup, timeout: 60 }, timeoutFor(warmup)) : null
+    const ac = await load.run({ url, paths, connections: INSTR_CONNECTIONS, amount: count, timeout: 60 }, timeoutFor(count))
+    server.send({ type: 'stop' })
+    const s = await nextMessage(server, (m) => m?.type === 'stopped', 120_000)
+    server.send({ type: 'shutdown' })
+    const exit = await stopChild(server, 600_000)
+    const wallS = (Date.now() - t0) / 1000
+    if (exit.code !== 0) return { ok: false, error: `server exited with ${exit.code ?? exit.signal} (valgrind log ${logFile})` }
+    if (!existsSync(outFile)) return { ok: false, error: `no cachegrind output (${outFile})` }
+    const { events } = parseCachegrindOut(readFileSync(outFile, 'utf8'))
+    const errors = (w ? w.errors + w.timeouts + w.non2xx : 0) + ac.errors + ac.timeouts + ac.non2xx
+    return {
+      ok: errors === 0,
+      error: errors === 0 ? undefined : `${errors} errors/timeouts/non-2xx`,
+      count,
+      requests: s.requests,
+      clientRequests: (w?.requests ?? 0) + ac.requests,
+      instructions: events.Ir,
+      spans: s.spansExported,
+      wallS: round(wallS, 1)
+    }
+  } catch (err) {
+    return { ok: false, error: err.message }
+  } finally {
+    if (server.exitCode === null && server.signalCode === null) await stopChild(server, 5000)
+  }
+}
+
+/**
+ * Measure every variant's marginal instructions per request.
+ * @param {object} opts parsed options: variants, instrCounts, instrWarmup, instrRounds, mix
+ */
+export async function runInstructions (opts, log = console.error) {
+  const valgrind = valgrindVersion()
+  if (!valgrind) throw new Error('valgrind not found: install it (Debian: apt-get install valgrind) to run --instructions')
+  const counts = [...opts.instrCounts].sort((a, b) => a - b)
+  if (counts.length !== 2 || counts[0] === counts[1]) throw new Error('--instr-counts needs two different request counts, e.g. 2000,10000')
+  let names = opts.variants ? [...opts.variants] : defaultInstrVariants()
+  if (!names.includes('bare')) names.unshift('bare')
+  const metas = names.map(instrVariantMeta)
+  const paths = workloadPaths({ mix: opts.mix })
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-instr-'))
+  const variants = {}
+  for (const m of metas) variants[m.name] = { description: m.description, kind: m.kind, rounds: [], status: 'ok', error: null }
+  const unavailable = new Set()
+  const load = new LoadGenerator()
+  const started = Date.now()
+  try {
+    for (let r = 0; r < opts.instrRounds; r++) {
+      const order = names.map((_, i) => names[(i + r) % names.length])
+      for (const n of order) {
+        if (unavailable.has(n)) continue
+        const points = []
+        let failed = null
+        for (const count of counts) {
+          const p = await countOnce(n, count, { warmup: opts.instrWarmup, paths, load, dir, tag: `${n}-r${r + 1}-n${count}` })
+          if (!p.ok) { failed = p; break }
+          points.push(p)
+        }
+        if (failed) {
+          log(`[instructions] round ${r + 1} ${n}: FAILED: ${failed.error}`)
+          variants[n].rounds.push({ round: r + 1, ok: false, error: failed.error, points })
+          if (failed.code === 'PLUGIN_NOT_BUILT' || /cannot import|not supported|ERR_REQUIRE|SyntaxError/i.test(failed.error ?? '')) {
+            unavailable.add(n)
+            variants[n].status = 'unavailable'
+            variants[n].error = failed.error
+          } else {
+            variants[n].error = failed.error
+          }
+          continue
+        }
+        const [a, b] = points
+        const { perRequest, fixed } = marginalPerRequest(a, b)
+        const spansPerReq = a.spans == null || b.spans == null ? null : round((b.spans - a.spans) / (b.requests - a.requests), 3)
+        variants[n].rounds.push({ round: r + 1, ok: true, perRequest: round(perRequest, 1), fixed: Math.round(fixed), spansPerReq, points })
+        log(`[instructions] round ${r + 1}/${opts.instrRounds} ${n.padEnd(28)} ${Math.round(perRequest).toLocaleString('en-US').padStart(9)} instructions/req  (fixed ${(fixed / 1e6).toFixed(0)} M; ${points.map((p) => `${p.requests} req ${p.wallS} s`).join(', ')}; ${((Date.now() - started) / 1000).toFixed(0)} s so far)`)
+      }
+    }
+  } finally {
+    await load.close()
+    rmSync(dir, { recursive: true, force: true })
+  }
+  summarizeInstructions(variants)
+  return {
+    valgrind,
+    options: {
+      tool: `valgrind ${VALGRIND_ARGS.join(' ')}`,
+      counts,
+      warmup: opts.instrWarmup,
+      connections: INSTR_CONNECTIONS,
+      rounds: opts.instrRounds,
+      mix: opts.mix,
+      workload: opts.mix ? 'mix: 80% GET /api/users/:id (1,000 ids), 15% GET /api/health, 5% unmatched' : 'GET /api/users/:id over 1,000 ids'
+    },
+    durationS: Math.round((Date.now() - started) / 1000),
+    variants
+  }
+}
