@@ -14,7 +14,7 @@ import { runScrape } from './scrape.mjs'
 import { runMemory } from './memory.mjs'
 import { evaluateTargets, renderMarkdown } from './lib/report.mjs'
 import { writeChart, defaultInputs } from './chart.mjs'
-import { updateDocs } from './update-docs.mjs'
+import { updateDocs, updateInstructionsDocs } from './update-docs.mjs'
 import { runInstructions } from './lib/instructions.mjs'
 
 const opts = parseArgs()
@@ -94,7 +94,7 @@ if (full) {
 }
 // A full instructions run (every variant, default counts, at least 2 rounds, default folder) is
 // the published instructions run for this Node major.
-const fullInstr = results.instructions && !opts.quick && !opts.variants && opts.instrRounds >= 2 && opts.out === DEFAULTS.out &&
+const fullInstr = !!results.instructions && !opts.quick && !opts.variants && opts.instrRounds >= 2 && opts.out === DEFAULTS.out &&
   String(opts.instrCounts) === String(DEFAULTS.instrCounts)
 if (fullInstr) {
   copyFileSync(jsonFile, path.join(opts.out, `instructions-node${major}.json`))
@@ -104,7 +104,8 @@ if (results.throughput) {
   const svg = path.join(opts.out, 'efficiency.svg')
   writeChart(full || opts.out === DEFAULTS.out ? defaultInputs(opts.out) : [jsonFile], svg)
 }
-if (full || fullInstr) updateDocs({ resultsDir: opts.out })
+if (full) updateDocs({ resultsDir: opts.out }) // includes the instructions section
+else if (fullInstr) updateInstructionsDocs({ resultsDir: opts.out })
 
 console.log(renderMarkdown(results))
 console.error(`[bench] wrote ${path.relative(process.cwd(), jsonFile)} and ${path.relative(process.cwd(), mdFile)} in ${results.meta.durationS} s`)

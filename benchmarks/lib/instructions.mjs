@@ -199,7 +199,7 @@ export function renderInstructionsMarkdown (results) {
   if (!ins) return ''
   const o = ins.options
   const lines = []
-  lines.push(`Instructions per request: each variant's server under \`${o.tool}\` (valgrind ${ins.valgrind ?? '?'}), ${fmtInt(o.warmup)} warm-up requests then ${o.counts.map(fmtInt).join(' or ')} counted requests (autocannon \`amount\`, ${o.connections} connections, ${o.workload}); instructions/req = (I(N2) − I(N1)) ÷ (requests(N2) − requests(N1)), so start-up, warm-up and shutdown cancel. ${o.rounds} round(s); the figure is the median, the spread (max − min) ÷ median over the rounds. Efficiency = bare ÷ variant instructions/req. ${results.throughput ? 'CPU columns: the same run.' : results.cpuReference ? `CPU columns: the published CPU-time run \`${results.cpuReference.file}\` (${results.cpuReference.date?.slice(0, 10)}, ${results.cpuReference.node}, @ ${results.cpuReference.gitCommit ?? '?'}), for comparison.` : 'No CPU-time figures in this run.'}`)
+  lines.push(`Instructions per request: each variant's server under \`${o.tool}\` (${ins.valgrind ?? 'valgrind ?'}), ${fmtInt(o.warmup)} warm-up requests then ${o.counts.map(fmtInt).join(' or ')} counted requests (autocannon \`amount\`, ${o.connections} connections, ${o.workload}); instructions/req = (I(N2) − I(N1)) ÷ (requests(N2) − requests(N1)), so start-up, warm-up and shutdown cancel. ${o.rounds} round(s); the figure is the median, the spread (max − min) ÷ median over the rounds. Efficiency = bare ÷ variant instructions/req. ${results.throughput ? 'CPU columns: the same run.' : results.cpuReference ? `CPU columns: the published CPU-time run \`${results.cpuReference.file}\` (${results.cpuReference.date?.slice(0, 10)}, ${results.cpuReference.node}, @ ${results.cpuReference.gitCommit ?? '?'}), for comparison.` : 'No CPU-time figures in this run.'}`)
   lines.push('')
   lines.push(instructionsTable(results))
   lines.push('')
@@ -282,6 +282,8 @@ export async function runInstructions (opts, log = console.error) {
   const metas = names.map(instrVariantMeta)
   const paths = workloadPaths({ mix: opts.mix })
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-instr-'))
+  const removeDir = () => rmSync(dir, { recursive: true, force: true })
+  process.on('exit', removeDir) // also when the harness is interrupted (SIGINT/SIGTERM exit)
   const variants = {}
   for (const m of metas) variants[m.name] = { description: m.description, kind: m.kind, rounds: [], status: 'ok', error: null }
   const unavailable = new Set()
@@ -320,7 +322,8 @@ export async function runInstructions (opts, log = console.error) {
     }
   } finally {
     await load.close()
-    rmSync(dir, { recursive: true, force: true })
+    removeDir()
+    process.off('exit', removeDir)
   }
   summarizeInstructions(variants)
   return {
