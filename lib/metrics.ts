@@ -5,7 +5,8 @@
 // in plain objects. A series is found once per route/method/status and cached on the route, so
 // recording a request is a bucket search and three additions: no label object, no hashing, no
 // validation per request (prom-client's own child.observe() does all three on every call).
-import type { PromRegistry, ResolvedMetrics } from './options'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { CustomLabelFn, PromRegistry, ResolvedMetrics } from './options'
 
 /** Methods recorded under their own name; anything else is `_OTHER` (OpenTelemetry semconv). */
 export const KNOWN_METHODS: ReadonlySet<string> = new Set(['CONNECT', 'DELETE', 'GET', 'HEAD', 'OPTIONS', 'PATCH', 'POST', 'PUT', 'TRACE'])
@@ -166,6 +167,23 @@ export class MethodSeries {
 
   constructor (private readonly metrics: HttpMetrics, readonly route: string, readonly method: string, readonly active: GaugeSeries) {}
 
+  /** A request of this route and method started: in flight until `end`. */
+  begin (): void {
+    this.active.value++
+  }
+
+  /**
+   * The record step. The request left flight; if it was answered (fully sent), its duration goes
+   * into the series of its status code, found once and then cached here: no label object, no
+   * hashing per request.
+   */
+  end (answered: boolean, request: FastifyRequest, reply: FastifyReply, seconds: number): void {
+    this.active.value--
+    if (!answered) return
+    if (this.metrics.customLabels.length === 0) this.forStatus(reply.statusCode).observe(seconds)
+    else this.metrics.observeWithCustomLabels(this, request, reply, seconds)
+  }
+
   forStatus (statusCode: number): HistogramSeries {
     let s = this.byStatus[statusCode]
     if (s === undefined) {
@@ -222,6 +240,7 @@ export class HttpMetrics {
   readonly duration: SeriesHistogram
   readonly active: SeriesGauge
   readonly unmatched: RouteMetrics
+  readonly customLabels: ReadonlyArray<[string, CustomLabelFn]>
   private readonly owned: string[] = []
   private readonly groupStatusCodes: boolean
   private readonly statusLabels: string[] = []
@@ -230,6 +249,7 @@ export class HttpMetrics {
     const client = options.client
     this.registry = options.registry ?? new client.Registry()
     this.groupStatusCodes = options.groupStatusCodes
+    this.customLabels = options.customLabels
 
     const labelNames = ['http_request_method', 'http_route', 'http_response_status_code', ...options.customLabels.map(([name]) => name)]
     this.duration = this.adopt(new SeriesHistogram(
@@ -283,6 +303,25 @@ export class HttpMetrics {
 
   forRoute (route: string): RouteMetrics {
     return new RouteMetrics(this, route)
+  }
+
+  /**
+   * Custom labels are the user's functions of the request: their values are not known per route,
+   * so these series are looked up by label values on every request. A throwing function records "".
+   */
+  observeWithCustomLabels (series: MethodSeries, request: FastifyRequest, reply: FastifyReply, seconds: number): void {
+    const values = [series.method, series.route, this.statusLabel(reply.statusCode)]
+    for (const [name, fn] of this.customLabels) {
+      let v: string
+      try {
+        v = String(fn(request, reply))
+      } catch (err) {
+        request.log.warn({ err }, `fastify-observability: metrics.customLabels.${name} threw; recorded as ""`)
+        v = ''
+      }
+      values.push(v)
+    }
+    this.duration.seriesFor(values).observe(seconds)
   }
 
   statusLabel (code: number): string {

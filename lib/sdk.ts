@@ -45,8 +45,8 @@ import {
 import type { Resource, ResourceDetector } from '@opentelemetry/resources'
 import type { ExporterConfig as JaegerExporterConfig } from '@opentelemetry/exporter-jaeger'
 
-/** Global symbol under which the active `TelemetryHandle` is published. */
-export const TELEMETRY_HANDLE_SYMBOL: unique symbol = Symbol.for('fastify-observability.telemetry')
+import { TELEMETRY_HANDLE_SYMBOL, publishedHandle, publishHandle } from './telemetry-handle'
+export { TELEMETRY_HANDLE_SYMBOL }
 
 export type TraceExporterName = 'otlp' | 'jaeger' | 'console' | 'none'
 export type OtlpProtocol = 'http/protobuf' | 'http/json' | 'grpc'
@@ -634,11 +634,9 @@ function withTimeout (p: Promise<unknown>, ms: number, what: string): Promise<vo
   })
 }
 
-type GlobalWithHandle = typeof globalThis & { [TELEMETRY_HANDLE_SYMBOL]?: TelemetryHandle }
-
 /** The handle published by the last startTelemetry() call (e.g. from the preload), if any. */
 export function getTelemetryHandle (): TelemetryHandle | undefined {
-  return (globalThis as GlobalWithHandle)[TELEMETRY_HANDLE_SYMBOL]
+  return publishedHandle<TelemetryHandle>()
 }
 
 /**
@@ -736,7 +734,7 @@ export function startTelemetry (options: TelemetryOptions = {}): TelemetryHandle
     }
   }
 
-  ;(globalThis as GlobalWithHandle)[TELEMETRY_HANDLE_SYMBOL] = handle
+  publishHandle(handle)
   return handle
 }
 

@@ -1,7 +1,10 @@
 // SERVER spans from Fastify's hooks, through @opentelemetry/api only (the user's SDK, any version).
 //
 // If @opentelemetry/instrumentation-http already started the SERVER span for this request, that
-// span is enriched (name, http.route, exception) instead of a second one being started.
+// span is enriched (route, exception, error.type) instead of a second one being started. The
+// instrumentation announces its span the public way, in @opentelemetry/core's RPC metadata on the
+// active context, and takes `route` back from it for its span name, `http.route` and its own
+// metrics (as @fastify/otel does).
 import { context, propagation, trace, ProxyTracerProvider, SpanKind, SpanStatusCode } from '@opentelemetry/api'
 import type { Attributes, Context, Span, Tracer, TracerProvider } from '@opentelemetry/api'
 import type { FastifyReply, FastifyRequest } from 'fastify'
@@ -11,6 +14,28 @@ import { KNOWN_METHODS, OTHER_METHOD } from './metrics'
 const TRACER_NAME = 'fastify-observability'
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const TRACER_VERSION: string = require('../package.json').version
+
+/** @opentelemetry/core's RPCMetadata, as far as it is used here. */
+interface RPCMetadata {
+  type: string
+  span: Span
+  route?: string
+}
+
+/**
+ * @opentelemetry/core's getRPCMetadata, when core is installed. It is an optional peer: every
+ * instrumentation-http depends on it, so without it there is no instrumentation-http span to find.
+ * Its context key is global (Symbol.for), so any copy or version of core reads the same metadata.
+ */
+const getRPCMetadata: ((ctx: Context) => RPCMetadata | undefined) | undefined = (() => {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    return require('@opentelemetry/core').getRPCMetadata
+  } catch {
+    return undefined
+  }
+})()
+const RPC_TYPE_HTTP = 'http' // RPCType.HTTP
 
 /** Per-request tracing state, kept on the request under a symbol. */
 export interface RequestSpan {
@@ -77,16 +102,15 @@ export class Tracing {
   /** Start (or borrow) the SERVER span. The caller runs the rest of the request inside `ctx`. */
   start (request: FastifyRequest, route: RouteTracing): RequestSpan {
     const active = context.active()
-    const existing = trace.getSpan(active)
-    const { name, attributes } = route.forMethod(request.method)
-
-    // instrumentation-http's span for this very request is the active one while Fastify routes it.
-    if (existing !== undefined && (existing as unknown as { kind?: SpanKind }).kind === SpanKind.SERVER && existing.isRecording()) {
-      existing.updateName(name)
-      if (route.route !== undefined) existing.setAttribute('http.route', route.route)
-      return { span: existing, ctx: active, borrowed: true, errorType: undefined, errorMessage: undefined }
+    // instrumentation-http's metadata for this very request is on the active context while
+    // Fastify routes it. It names the span and sets http.route from `route` when the span ends.
+    const rpc = getRPCMetadata?.(active)
+    if (rpc !== undefined && rpc.type === RPC_TYPE_HTTP && rpc.span !== undefined) {
+      if (route.route !== undefined) rpc.route = route.route
+      return { span: rpc.span, ctx: active, borrowed: true, errorType: undefined, errorMessage: undefined }
     }
 
+    const { name, attributes } = route.forMethod(request.method)
     const parent = propagation.extract(active, request.headers)
     const span = this.tracer.startSpan(name, { kind: SpanKind.SERVER, attributes }, parent)
     if (span.isRecording()) this.describe(span, request)
