@@ -263,3 +263,36 @@ t.test('routes added before the plugin are decided on their first request, by th
   t.equal(requestCount(text, '/early/:id'), 2)
   t.same([...routesRecorded(text)], ['/early/:id'])
 })
+
+t.test('every kind of route is found through its public route config: early, 404, HEAD, encapsulated, shared config', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  app.get('/early/:id', async () => 'early')
+  await app.register(observability, { exclude: ['/v2/hidden/**'], metrics: { defaultMetrics: false } })
+  const shared = { note: 'one config object for two routes' }
+  app.get('/a', { config: shared }, async () => 'a')
+  app.get('/b', { config: { ...shared, metrics: false } }, async () => 'b')
+  app.get('/c', { config: shared }, async () => 'c')
+  await app.register(async (child) => {
+    child.get('/items/:id', async () => 'item')
+    child.get('/hidden/x', async () => 'hidden')
+    child.setNotFoundHandler(async (_req, reply) => reply.code(404).send('v2 missing'))
+  }, { prefix: '/v2' })
+
+  for (const u of ['/early/1', '/early/2', '/early/3', '/a', '/b', '/c', '/c', '/v2/items/1', '/v2/hidden/x']) await app.inject(u)
+  await app.inject({ method: 'HEAD', url: '/v2/items/2' })
+  await app.inject({ method: 'HEAD', url: '/v2/items/3' })
+  await app.inject('/nothing/here')
+  const missing = await app.inject('/v2/nothing')
+  t.equal(missing.body, 'v2 missing', "the encapsulated not-found handler answered")
+
+  const text = await scrape(app)
+  t.equal(requestCount(text, '/early/:id'), 3, 'a route added before the plugin, decided once and counted every time')
+  t.equal(requestCount(text, '/a'), 1)
+  t.equal(requestCount(text, '/b'), undefined, 'config.metrics false on a route sharing a config object')
+  t.equal(requestCount(text, '/c'), 2, 'each route keeps its own state although they share a config object')
+  t.equal(requestCount(text, '/v2/items/:id'), 1, 'encapsulated route, GET')
+  t.equal(requestCount(text, '/v2/items/:id', 'HEAD'), 2, "Fastify's HEAD route for it, under its own method")
+  t.equal(requestCount(text, 'unmatched', 'GET', '404'), 2, 'both not-found handlers record as unmatched')
+  t.same([...routesRecorded(text)].sort(), ['/a', '/c', '/early/:id', '/v2/items/:id', 'unmatched'])
+})
