@@ -4,7 +4,9 @@
 // prom-client renders one format per registry (and its OpenMetrics mode renames counters in place,
 // which then breaks the text format), so both formats are rendered here from metric.get(). The
 // plugin's own HTTP instruments are rendered straight from their series.
-import type { ServerResponse } from 'node:http'
+import { performance } from 'node:perf_hooks'
+import { Readable } from 'node:stream'
+import { setImmediate } from 'node:timers/promises'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { PromRegistry } from './options'
 import { SeriesGauge, SeriesHistogram } from './metrics'
@@ -81,45 +83,76 @@ function header (name: string, help: string, type: string, openMetrics: boolean)
   return '# HELP ' + name + ' ' + escapeHelp(help, openMetrics) + '\n# TYPE ' + name + ' ' + type + '\n'
 }
 
-function renderHistogram (m: SeriesHistogram, openMetrics: boolean, defaults: Record<string, unknown> | null, out: Buffer[]): void {
-  out.push(Buffer.from(header(m.name, m.help, 'histogram', openMetrics)))
-  for (const s of m.series.values()) out.push(seriesLines(m, s, openMetrics, defaults))
+/**
+ * Exposition cache: each histogram series' lines as last rendered, kept encoded, so a scrape of
+ * thousands of series where few saw traffic neither re-renders nor re-encodes the others. An
+ * entry holds the text-format lines and, for series with exemplars, the OpenMetrics lines (without
+ * exemplars both formats are the same bytes), each with the series' count when rendered, plus the
+ * series' epoch and the default labels it was rendered with. A series' count only grows between
+ * resets and reset() bumps its epoch, so the same (epoch, count) means the same contents. The
+ * cached bytes are never written into once made, so a scrape still sending them is never changed.
+ */
+interface Rendered {
+  defaults: object | null
+  epoch: number
+  textAt: number
+  text: Buffer
+  openMetricsAt: number
+  openMetrics: Buffer
+}
+const rendered = new WeakMap<HistogramSeries, Rendered>()
+
+/** A series' values as they were when the scrape came in, for lines rendered later. */
+interface Snapshot {
+  series: HistogramSeries
+  epoch: number
+  count: number
+  sum: number
+  counts: number[]
+  exemplars: Array<Exemplar | null> | null
 }
 
-/**
- * One series' lines, re-rendered only when it changed since the last scrape: a scrape of
- * thousands of series where few saw traffic costs little more than copying cached bytes.
- * They are kept encoded, so a scrape neither re-encodes them nor walks string pieces again.
- * Without exemplars both formats are the same bytes.
- */
-function seriesLines (m: SeriesHistogram, s: HistogramSeries, openMetrics: boolean, defaults: Record<string, unknown> | null): Buffer {
-  const om = openMetrics && s.exemplars !== null
-  if (s.renderedDefaults !== defaults) {
-    s.renderedDefaults = defaults
-    s.renderedTextAt = s.renderedOpenMetricsAt = -1
+/** One series' cached lines, if it has not changed since they were rendered; else its snapshot. */
+function linesOrSnapshot (s: HistogramSeries, openMetrics: boolean, defaults: Record<string, unknown> | null): Buffer | Snapshot {
+  const r = rendered.get(s)
+  if (r !== undefined && r.defaults === defaults && r.epoch === s.epoch) {
+    if (openMetrics && s.exemplars !== null) {
+      if (r.openMetricsAt === s.count) return r.openMetrics
+    } else if (r.textAt === s.count) {
+      return r.text
+    }
   }
-  if (om ? s.renderedOpenMetricsAt === s.count : s.renderedTextAt === s.count) return om ? s.renderedOpenMetrics : s.renderedText
+  return { series: s, epoch: s.epoch, count: s.count, sum: s.sum, counts: s.counts.slice(), exemplars: s.exemplars?.slice() ?? null }
+}
 
+/** A snapshot's lines, kept in the cache for the next scrapes. */
+function renderLines (m: SeriesHistogram, snap: Snapshot, openMetrics: boolean, defaults: Record<string, unknown> | null): Buffer {
+  const om = openMetrics && snap.exemplars !== null
   const bounds = m.upperBounds
-  const base = formatLabels(s.labels, defaults)
+  const base = formatLabels(snap.series.labels, defaults)
   // '{a="b"}' -> '{a="b",' so le can be appended without rebuilding the label set.
   const bucket = m.name + '_bucket' + (base === '' ? '{' : base.slice(0, -1) + ',') + 'le="'
   let out = ''
   let acc = 0
   for (let i = 0; i <= bounds.length; i++) {
-    acc += s.counts[i]
+    acc += snap.counts[i]
     out += bucket + (i < bounds.length ? formatValue(bounds[i]) : '+Inf') + '"} ' + acc
-    if (om) out += formatExemplar((s.exemplars as Array<Exemplar | null>)[i])
+    if (om) out += formatExemplar((snap.exemplars as Array<Exemplar | null>)[i])
     out += '\n'
   }
-  out += m.name + '_sum' + base + ' ' + formatValue(s.sum) + '\n' + m.name + '_count' + base + ' ' + s.count + '\n'
+  out += m.name + '_sum' + base + ' ' + formatValue(snap.sum) + '\n' + m.name + '_count' + base + ' ' + snap.count + '\n'
   const bytes = Buffer.from(out)
+  let r = rendered.get(snap.series)
+  if (r === undefined || r.defaults !== defaults || r.epoch !== snap.epoch) {
+    r = { defaults, epoch: snap.epoch, textAt: -1, text: EMPTY, openMetricsAt: -1, openMetrics: EMPTY }
+    rendered.set(snap.series, r)
+  }
   if (om) {
-    s.renderedOpenMetrics = bytes
-    s.renderedOpenMetricsAt = s.count
+    r.openMetrics = bytes
+    r.openMetricsAt = snap.count
   } else {
-    s.renderedText = bytes
-    s.renderedTextAt = s.count
+    r.text = bytes
+    r.textAt = snap.count
   }
   return bytes
 }
@@ -150,29 +183,117 @@ async function renderGeneric (metric: any, openMetrics: boolean, defaults: Recor
   return out
 }
 
-/** The exposition of a registry as byte chunks (mostly cached per series), and their total length. */
-export async function renderChunks (registry: PromRegistry, openMetrics: boolean): Promise<{ chunks: Buffer[], length: number }> {
+/**
+ * A scrape in two steps. prepare() takes the exposition as it is when the scrape comes in: every
+ * metric that is not one of the plugin's histograms rendered (default metrics and the user's own:
+ * their get() is where a failure or an await can come from, and a failure should still answer
+ * 500 before a byte is sent), and for the plugin's histograms each series' cached lines, or a copy
+ * of its values when it changed (a copy of 16 numbers costs far less than rendering them).
+ * slices() then renders the changed series and emits the exposition in registry order as slices
+ * of about SLICE_BYTES, handing the event loop back (setImmediate) whenever SLICE_MS of work were
+ * done in one turn: a scrape of megabytes never holds the loop for the whole render, copy and
+ * socket write, and what it sends is still the state of the moment it came in.
+ */
+interface HistogramPlan {
+  metric: SeriesHistogram
+  series: Array<Buffer | Snapshot>
+}
+interface Plan {
+  openMetrics: boolean
+  defaults: Record<string, unknown> | null
+  parts: Array<Buffer | HistogramPlan>
+}
+
+/** Bytes per slice written to the response: big enough to keep per-write costs small. */
+const SLICE_BYTES = 64 * 1024
+/** Work per turn of the event loop before a scrape yields to other requests. */
+const SLICE_MS = 2
+
+async function prepare (registry: PromRegistry, openMetrics: boolean): Promise<Plan> {
   // Registry default labels are kept privately by both clients; read them where they are.
   const rawDefaults = (registry as unknown as { _defaultLabels?: Record<string, unknown> })._defaultLabels
   const defaults = rawDefaults !== undefined && Object.keys(rawDefaults).length > 0 ? rawDefaults : null
-  const out: Buffer[] = []
-  const gap = openMetrics ? EMPTY : NEWLINE // the text format separates families by a blank line
+  const parts: Plan['parts'] = []
   for (const metric of registry.getMetricsAsArray()) {
-    if (out.length > 0) out.push(gap)
-    if (metric instanceof SeriesHistogram) renderHistogram(metric, openMetrics, defaults, out)
-    else if (metric instanceof SeriesGauge) out.push(Buffer.from(renderGauge(metric, openMetrics, defaults)))
-    else out.push(Buffer.from(await renderGeneric(metric, openMetrics, defaults)))
+    if (metric instanceof SeriesHistogram) {
+      const series: HistogramPlan['series'] = []
+      for (const s of metric.series.values()) series.push(linesOrSnapshot(s, openMetrics, defaults))
+      parts.push({ metric, series })
+    } else if (metric instanceof SeriesGauge) {
+      parts.push(Buffer.from(renderGauge(metric, openMetrics, defaults)))
+    } else {
+      parts.push(Buffer.from(await renderGeneric(metric, openMetrics, defaults)))
+    }
   }
-  if (openMetrics) out.push(EOF)
-  let length = 0
-  for (const c of out) length += c.length
-  return { chunks: out, length }
+  return { openMetrics, defaults, parts }
 }
 
-/** The exposition of a registry as bytes, in Prometheus text 0.0.4 or OpenMetrics 1.0.0. */
+async function * slices ({ openMetrics, defaults, parts }: Plan): AsyncGenerator<Buffer> {
+  let pending: Buffer[] = []
+  let size = 0
+  const take = (): Buffer => {
+    const b = pending.length === 1 ? pending[0] : Buffer.concat(pending, size)
+    pending = []
+    size = 0
+    return b
+  }
+  let since = performance.now()
+  const gap = openMetrics ? EMPTY : NEWLINE // the text format separates families by a blank line
+  for (let i = 0; i < parts.length; i++) {
+    if (i > 0 && gap.length > 0) {
+      pending.push(gap)
+      size += gap.length
+    }
+    const part = parts[i]
+    if (!Buffer.isBuffer(part)) {
+      const m = part.metric
+      const head = Buffer.from(header(m.name, m.help, 'histogram', openMetrics))
+      pending.push(head)
+      size += head.length
+      let n = 0
+      for (const item of part.series) {
+        const lines = Buffer.isBuffer(item) ? item : renderLines(m, item, openMetrics, defaults)
+        pending.push(lines)
+        size += lines.length
+        if (size >= SLICE_BYTES) yield take()
+        if ((++n & 15) === 0 && performance.now() - since >= SLICE_MS) {
+          if (size > 0) yield take()
+          await setImmediate()
+          since = performance.now()
+        }
+      }
+    } else if (part.length <= SLICE_BYTES) {
+      pending.push(part)
+      size += part.length
+      if (size >= SLICE_BYTES) yield take()
+    } else {
+      // A large family of the user's (rendered in prepare): written in slices all the same.
+      if (size > 0) yield take()
+      for (let o = 0; o < part.length; o += SLICE_BYTES) {
+        yield part.subarray(o, o + SLICE_BYTES)
+        if (performance.now() - since >= SLICE_MS) {
+          await setImmediate()
+          since = performance.now()
+        }
+      }
+    }
+  }
+  if (openMetrics) {
+    pending.push(EOF)
+    size += EOF.length
+  }
+  if (size > 0) yield take()
+}
+
+/** The exposition of a registry as one fresh Buffer, in Prometheus text 0.0.4 or OpenMetrics 1.0.0. */
 export async function renderBuffer (registry: PromRegistry, openMetrics: boolean): Promise<Buffer> {
-  const { chunks, length } = await renderChunks(registry, openMetrics)
-  return Buffer.concat(chunks, length)
+  const out: Buffer[] = []
+  let length = 0
+  for await (const b of slices(await prepare(registry, openMetrics))) {
+    out.push(b)
+    length += b.length
+  }
+  return Buffer.concat(out, length)
 }
 
 const EMPTY = Buffer.alloc(0)
@@ -202,37 +323,17 @@ function negotiate (request: FastifyRequest, reply: FastifyReply): boolean {
   return openMetrics
 }
 
-type ScrapeResponse = ServerResponse & { isLightMyRequest?: boolean }
-
 /**
- * The handler of the plugin's own endpoint. Thousands of series make an exposition of megabytes
- * (5,000 histogram series: 12 MiB); allocating and concatenating that per scrape doubled the
- * scrape's time (the copy, and the GC that external memory of that size triggers), so one buffer
- * is reused. It is lent to one HTTP/1 response at a time and taken back only once that response
- * has flushed it; any other case gets a buffer of its own.
+ * The handler of the plugin's own endpoint: the exposition as a stream of slices (chunked
+ * encoding, no Content-Length), so that a multi-megabyte scrape is rendered, copied and written a
+ * slice at a time, under the socket's backpressure, with other requests served in between.
+ * Series lines come from the cache and are never written into once made, so scrapes in flight at
+ * the same time cannot corrupt each other. A client that goes away destroys the stream, which ends
+ * the rendering.
  */
-export function createEndpointHandler (registry: PromRegistry): MetricsHandler {
-  let spare: Buffer | null = null
+export function createEndpointHandler (registry: PromRegistry): (request: FastifyRequest, reply: FastifyReply) => Promise<Readable> {
   return async function metricsEndpoint (request, reply) {
-    const { chunks, length } = await renderChunks(registry, negotiate(request, reply))
-    const res = reply.raw as ScrapeResponse
-    // HTTP/2 may still be sending from the buffer after the stream closed: never reuse there.
-    const lend = request.raw.httpVersionMajor === 1 || res.isLightMyRequest === true
-    let buf = lend ? spare : null
-    if (lend) spare = null
-    if (buf === null || buf.length < length) buf = Buffer.allocUnsafeSlow(lend ? length + (length >> 3) : length)
-    let offset = 0
-    for (const c of chunks) {
-      buf.set(c, offset)
-      offset += c.length
-    }
-    if (lend) {
-      const lent = buf
-      res.once('close', () => {
-        // Flushed (or copied, under app.inject): ours again. Otherwise it may still be in use.
-        if (res.writableFinished || res.isLightMyRequest === true) spare = lent
-      })
-    }
-    return buf.subarray(0, length)
+    const plan = await prepare(registry, negotiate(request, reply))
+    return Readable.from(slices(plan), { objectMode: false, highWaterMark: SLICE_BYTES })
   }
 }
