@@ -14,8 +14,6 @@ export const OTHER_METHOD = '_OTHER'
 /** `http_route` of requests that matched no route: one fixed value, so random URLs add no series. */
 export const UNMATCHED_ROUTE = 'unmatched'
 
-const EMPTY_BUFFER = Buffer.alloc(0)
-
 export const DURATION_NAME = 'http_server_request_duration_seconds'
 export const ACTIVE_NAME = 'http_server_active_requests'
 
@@ -37,15 +35,10 @@ export class HistogramSeries {
   sum = 0
   count = 0
   /**
-   * Exposition cache (lib/exposition.ts): this series' lines as last rendered, and the count and
-   * default labels they were rendered with. `count` grows with every observation, so an equal
-   * count means nothing changed and the scrape reuses the string.
+   * Bumped by every reset. `count` only grows between resets, so the same (epoch, count) means
+   * the same contents: the exposition's cache (lib/exposition.ts) relies on it.
    */
-  renderedText: Buffer = EMPTY_BUFFER
-  renderedOpenMetrics: Buffer = EMPTY_BUFFER
-  renderedTextAt = -1
-  renderedOpenMetricsAt = -1
-  renderedDefaults: object | null = null
+  epoch = 0
   private readonly bounds: readonly number[]
 
   constructor (labels: Record<string, string>, bounds: readonly number[], withExemplars: boolean) {
@@ -108,7 +101,7 @@ export class SeriesHistogram {
       s.exemplars?.fill(null)
       s.sum = 0
       s.count = 0
-      s.renderedTextAt = s.renderedOpenMetricsAt = -1
+      s.epoch++
     }
   }
 
