@@ -4,7 +4,13 @@
 // figure), and for reference through app.inject and as a bare render.
 // Between scrapes a few requests touch random series, so every scrape renders
 // values that changed. Each subject runs in its own child process.
+//
+// Stalls: the server process watches its own event loop (perf_hooks.monitorEventLoopDelay, 1 ms
+// resolution) during every scrape, and a second series of scrapes runs while another process
+// (lib/scrape-load.mjs) sends a steady light load of small requests, whose latency during
+// scrapes is compared with their latency between scrapes.
 import path from 'node:path'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { pathToFileURL, fileURLToPath } from 'node:url'
 import {
   median, percentile, round, waitQuiet, parseArgs, runChild, childMain, childParams, countSamples, prng, USAGE,
@@ -21,6 +27,22 @@ const FORMATS = {
 }
 export const SCRAPE_SUBJECTS = ['plugin', 'fastify-metrics']
 export const SCRAPE_TARGET_MS = 25
+/** Targets for what a scrape does to the server: its longest event-loop stall, median over scrapes and worst. */
+export const SCRAPE_BLOCK_TARGET_MS = 5
+export const SCRAPE_BLOCK_WORST_TARGET_MS = 15
+/** p99 of the light load's requests during scrapes ÷ their p99 between scrapes. */
+export const SCRAPE_P99_RATIO_TARGET = 1.2
+/** The light load: a fixed rate of small requests from another process, at most LIGHT_MAX_S seconds per format. */
+export const LIGHT_RATE = 500
+const LIGHT_MAX_S = 120
+const LIGHT_PATH = '/__light'
+/** Pause before each scrape of the loaded series, so that "between scrapes" has samples. */
+const GAP_MS = 200
+const ELD_RESOLUTION_MS = 1
+
+const nowMs = () => Number(process.hrtime.bigint()) / 1e6
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+const overlaps = (a0, a1, windows) => windows.some(([w0, w1]) => a0 <= w1 && a1 >= w0)
 
 /** Distinct label sets (without le/quantile) of every family that carries our routes. */
 function labelSets (text) {
@@ -52,12 +74,30 @@ async function measureSubject ({ subject, routes, iterations }) {
   // exposition's own time from what carrying ~12 MB costs.
   let blob = Buffer.alloc(0)
   app.get('/__blob', (request, reply) => { reply.type('text/plain; version=0.0.4; charset=utf-8').send(blob) })
+  // The light load's route: a small answer, observed like any route.
+  app.get(LIGHT_PATH, async () => 'ok')
   await app.listen({ host: '127.0.0.1', port: 0 })
+  // The longest gap between the ticks of a 1 ms timer, i.e. how long the loop was blocked (plus
+  // up to the 1 ms tick itself), reset before each scrape and read once the scraper has it all.
+  const eld = monitorEventLoopDelay({ resolution: ELD_RESOLUTION_MS })
+  eld.enable()
+  // The same gaps counted in this process's CPU time: the part of a stall that is our own work,
+  // not time the OS gave the core to another process (this machine is shared).
+
+  let tickCpu = process.cpuUsage()
+  let maxCpuGap = 0
+  const cpuTicks = setInterval(() => {
+    const c = process.cpuUsage()
+    maxCpuGap = Math.max(maxCpuGap, (c.user - tickCpu.user + c.system - tickCpu.system) / 1000)
+    tickCpu = c
+
+  }, ELD_RESOLUTION_MS)
   // The scraper is its own process on the other core, as Prometheus is. (A client inside the
   // server's process stalls the transfer: on Node 24 a third of 12 MB transfers then took ~40 ms
   // more, the plain route's as much as ours.)
   const client = spawnNode(path.join(BENCH_DIR, 'lib', 'scrape-client.mjs'), { core: 0 })
-  await nextMessage(client, (m) => m?.type === 'ready')
+  const load = spawnNode(path.join(BENCH_DIR, 'lib', 'scrape-load.mjs'), { core: 0 })
+  await Promise.all([nextMessage(client, (m) => m?.type === 'ready'), nextMessage(load, (m) => m?.type === 'ready')])
   let seq = 0
   const httpGet = async (url, accept) => {
     const id = ++seq
@@ -66,6 +106,17 @@ async function measureSubject ({ subject, routes, iterations }) {
     const m = await reply
     if (m.error || m.status !== 200) throw new Error(`GET ${url}: ${m.error ?? m.status}`)
     return m
+  }
+  /** One scrape over HTTP, with the longest event-loop stall of the server while it ran. */
+  const scrapeWatched = async (url, accept) => {
+    eld.reset()
+    maxCpuGap = 0
+    const s0 = nowMs()
+    const m = await httpGet(url, accept)
+    const s1 = nowMs()
+    // A stall that ended just before the reply is recorded at the timer's next tick.
+    await sleep(2 * ELD_RESOLUTION_MS)
+    return { ...m, blockMs: eld.max / 1e6, blockCpuMs: maxCpuGap, window: [s0, s1] }
   }
 
   // Populate every route x method x status once.
@@ -91,12 +142,52 @@ async function measureSubject ({ subject, routes, iterations }) {
     for (let k = 0; k < 2; k++) await httpGet(info.endpoint, accept)
     // The figure: a scrape over a real socket, timed by the scraper from request to last byte.
     const times = []
+    const blocks = []
     for (let k = 0; k < iterations; k++) {
       await touch(50)
-      const { ms, bytes } = await httpGet(info.endpoint, accept)
+      const { ms, bytes, blockMs } = await scrapeWatched(info.endpoint, accept)
       times.push(ms)
+      blocks.push(blockMs)
       if (bytes < 1000) throw new Error(`${format} scrape over HTTP returned ${bytes} bytes`)
     }
+    // The same scrapes while another process sends LIGHT_RATE small requests per second.
+    load.send({ type: 'start', port: app.server.address().port, path: LIGHT_PATH, rate: LIGHT_RATE, maxSeconds: LIGHT_MAX_S })
+    await nextMessage(load, (m) => m?.type === 'started')
+    await sleep(200) // the load's sockets are open
+    const scrapeWindows = []
+    const touchWindows = []
+    const loadedTimes = []
+    const loadedBlocks = []
+    const loadedCpuBlocks = []
+    const gapBlocks = []
+    for (let k = 0; k < iterations; k++) {
+      const t0 = nowMs()
+      await touch(50)
+      touchWindows.push([t0, nowMs()])
+      eld.reset()
+      await sleep(GAP_MS)
+      gapBlocks.push(eld.max / 1e6)
+      const { ms, blockMs, blockCpuMs, window } = await scrapeWatched(info.endpoint, accept)
+      loadedTimes.push(ms)
+      loadedBlocks.push(blockMs)
+      loadedCpuBlocks.push(blockCpuMs)
+      scrapeWindows.push(window)
+    }
+    await sleep(GAP_MS)
+    load.send({ type: 'stop' })
+    const samples = await nextMessage(load, (m) => m?.type === 'samples', 60_000)
+    // A request that overlapped a scrape counts as during; one that overlapped the app.inject
+    // requests touching series (in this process, not a scrape) counts as neither.
+    const during = []
+    const between = []
+    for (let i = 0; i < samples.at.length; i++) {
+      const a0 = samples.at[i]
+      const a1 = a0 + samples.ms[i]
+      if (overlaps(a0, a1, scrapeWindows)) during.push(samples.ms[i])
+      else if (!overlaps(a0, a1, touchWindows)) between.push(samples.ms[i])
+    }
+    const duringP99 = percentile(during, 99)
+    const betweenP99 = percentile(between, 99)
     // The same through app.inject, which copies the body into a string (tests, not Prometheus).
     const it = []
     for (let k = 0; k < Math.min(iterations, 15); k++) {
@@ -120,7 +211,12 @@ async function measureSubject ({ subject, routes, iterations }) {
     // Transport baseline: the same bytes from a plain route, over HTTP.
     blob = res.rawPayload
     const bt = []
-    for (let k = 0; k < Math.min(iterations, 15); k++) bt.push((await httpGet('/__blob', accept)).ms)
+    const bb = []
+    for (let k = 0; k < Math.min(iterations, 15); k++) {
+      const { ms, blockMs } = await scrapeWatched('/__blob', accept)
+      bt.push(ms)
+      bb.push(blockMs)
+    }
     const contentType = String(res.headers['content-type'] ?? '')
     formats[format] = {
       accept,
@@ -133,6 +229,29 @@ async function measureSubject ({ subject, routes, iterations }) {
       injectMedianMs: round(median(it), 3),
       renderMedianMs,
       transportBaselineMs: round(median(bt), 3),
+      // Event-loop stalls of the server, per scrape: the longest gap between ticks of a 1 ms timer
+      // (so at least ~1 ms). Median over the scrapes and the worst scrape; 'unloaded' are the
+      // timed scrapes above, the target figures are those under the light load.
+      blockResolutionMs: ELD_RESOLUTION_MS,
+      blockMedianMs: round(median(loadedBlocks), 3),
+      blockMaxMs: round(Math.max(...loadedBlocks), 3),
+      blockUnloadedMedianMs: round(median(blocks), 3),
+      blockUnloadedMaxMs: round(Math.max(...blocks), 3),
+      blockBetweenScrapesMedianMs: round(median(gapBlocks), 3),
+      // The longest gap between 1 ms ticks in this process's CPU time (user + system, all threads).
+      blockCpuMedianMs: round(median(loadedCpuBlocks), 3),
+      blockCpuMaxMs: round(Math.max(...loadedCpuBlocks), 3),
+      transportBaselineBlockMedianMs: round(median(bb), 3),
+      loadedMedianMs: round(median(loadedTimes), 3),
+      // Latency of the light load's requests (from their scheduled send time) during and between scrapes.
+      light: {
+        rate: LIGHT_RATE,
+        path: LIGHT_PATH,
+        errors: samples.errors,
+        during: { requests: during.length, p50Ms: round(median(during), 3), p99Ms: round(duringP99, 3), maxMs: round(during.length ? Math.max(...during) : null, 3) },
+        between: { requests: between.length, p50Ms: round(median(between), 3), p99Ms: round(betweenP99, 3), maxMs: round(between.length ? Math.max(...between) : null, 3) },
+        p99Ratio: duringP99 != null && betweenP99 ? round(duringP99 / betweenP99, 3) : null
+      },
       bytes: Buffer.byteLength(res.body),
       samples: countSamples(res.body),
       labelSets: labelSets(res.body),
@@ -140,12 +259,15 @@ async function measureSubject ({ subject, routes, iterations }) {
     }
   }
   await stopChild(client, 2000)
+  await stopChild(load, 2000)
+  eld.disable()
+  clearInterval(cpuTicks)
   await app.close()
   return { subject, config: info.config, routes, populateRequests: reqs.length, populateMs: round(populateMs, 1), formats }
 }
 
 export async function runScrape (opts, log = console.error) {
-  const out = { routes: opts.scrapeRoutes, seriesTarget: opts.scrapeRoutes * STATUS.length * METHODS.length, iterations: opts.scrapeIterations, targetMs: SCRAPE_TARGET_MS, subjects: {} }
+  const out = { routes: opts.scrapeRoutes, seriesTarget: opts.scrapeRoutes * STATUS.length * METHODS.length, iterations: opts.scrapeIterations, targetMs: SCRAPE_TARGET_MS, blockTargetMs: SCRAPE_BLOCK_TARGET_MS, blockWorstTargetMs: SCRAPE_BLOCK_WORST_TARGET_MS, p99RatioTarget: SCRAPE_P99_RATIO_TARGET, lightRate: LIGHT_RATE, subjects: {} }
   for (const subject of SCRAPE_SUBJECTS) {
     if (opts.quietWait > 0) await waitQuiet({ maxWaitS: opts.quietWait })
     const r = await runChild(SELF, { subject, routes: opts.scrapeRoutes, iterations: opts.scrapeIterations }, { core: 1 })
@@ -154,6 +276,7 @@ export async function runScrape (opts, log = console.error) {
     else {
       for (const [f, x] of Object.entries(r.formats)) {
         log(`[scrape] ${subject.padEnd(16)} ${f.padEnd(12)} over HTTP median ${x.medianMs} ms  p90 ${x.p90Ms} ms  app.inject ${x.injectMedianMs} ms  render ${x.renderMedianMs ?? '–'} ms  same bytes from a plain route ${x.transportBaselineMs} ms  ${x.samples} samples  ${x.bytes} B  (${x.contentType})`)
+        log(`[scrape] ${subject.padEnd(16)} ${f.padEnd(12)} loop stall per scrape under ${x.light.rate} req/s: median ${x.blockMedianMs} ms  worst ${x.blockMaxMs} ms (CPU ${x.blockCpuMedianMs}/${x.blockCpuMaxMs} ms, unloaded ${x.blockUnloadedMedianMs}/${x.blockUnloadedMaxMs} ms, between scrapes ${x.blockBetweenScrapesMedianMs} ms, plain route ${x.transportBaselineBlockMedianMs} ms)  light p99 during ${x.light.during.p99Ms} ms (${x.light.during.requests}) vs between ${x.light.between.p99Ms} ms (${x.light.between.requests}) = ${x.light.p99Ratio}x`)
       }
     }
   }

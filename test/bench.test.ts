@@ -116,6 +116,16 @@ t.test('npm run bench -- --quick', async (t) => {
         t.ok(x.formats[f].injectMedianMs > 0, `${subject} ${f}: median time through app.inject`)
         t.ok(x.formats[f].samples > 0, `${subject} ${f}: samples`)
         t.type(x.formats[f].contentType, 'string')
+        // What the scrape did to the server's event loop, and to a light load of small requests.
+        const y = x.formats[f]
+        for (const k of ['blockMedianMs', 'blockMaxMs', 'blockCpuMedianMs', 'blockCpuMaxMs', 'blockUnloadedMedianMs', 'blockUnloadedMaxMs', 'blockBetweenScrapesMedianMs', 'transportBaselineBlockMedianMs', 'loadedMedianMs']) {
+          t.type(y[k], 'number', `${subject} ${f}: ${k}`)
+        }
+        t.ok(y.blockMaxMs >= y.blockMedianMs, `${subject} ${f}: worst stall >= median`)
+        t.match(y.light, { rate: Number, errors: 0, during: { requests: Number }, between: { requests: Number, p99Ms: Number } }, `${subject} ${f}: light load during and between scrapes`)
+        t.ok(y.light.between.requests > 0, `${subject} ${f}: light requests between scrapes (${y.light.between.requests}; during: ${y.light.during.requests})`)
+        // A quick run's scrapes are short: few or no light requests may fall inside one.
+        t.ok(y.light.during.requests === 0 ? y.light.p99Ratio === null : typeof y.light.p99Ratio === 'number', `${subject} ${f}: p99 ratio when there were requests during scrapes`)
       }
     }
     const p = s.subjects.plugin
@@ -142,6 +152,11 @@ t.test('npm run bench -- --quick', async (t) => {
 
   t.test('targets', async (t) => {
     t.ok(Array.isArray(res.targets) && res.targets.length > 0, 'targets evaluated')
+    for (const f of ['prometheus', 'openmetrics']) {
+      for (const id of [`scrape.${f}.block`, `scrape.${f}.blockWorst`, `scrape.${f}.p99Ratio`]) {
+        t.ok(res.targets.some((x: { id: string }) => x.id === id), `target ${id} evaluated`)
+      }
+    }
     for (const x of res.targets) t.match(x, { id: String, description: String }, x.id)
   })
 

@@ -1,6 +1,6 @@
 // Markdown rendering and target evaluation for a results object.
 import { targetFor, VARIANTS } from '../throughput.mjs'
-import { SCRAPE_TARGET_MS } from '../scrape.mjs'
+import { SCRAPE_TARGET_MS, SCRAPE_BLOCK_TARGET_MS, SCRAPE_BLOCK_WORST_TARGET_MS, SCRAPE_P99_RATIO_TARGET } from '../scrape.mjs'
 import { evaluateInstructionTargets, renderInstructionsMarkdown } from './instructions.mjs'
 
 const fmt = (x, d = 2) => (x == null ? '–' : Number(x).toFixed(d))
@@ -41,6 +41,18 @@ export function evaluateTargets (results) {
       const render = s.ok ? s.formats?.[f]?.renderMedianMs ?? null : null
       if (render != null) {
         out.push({ id: `scrape.${f}.render`, description: `${results.scrape.routes}-route render only (${f}, app.metrics.render) < ${SCRAPE_TARGET_MS} ms`, target: SCRAPE_TARGET_MS, value: render, met: render < SCRAPE_TARGET_MS })
+      }
+      // What a scrape does to the server: its longest event-loop stall (median over scrapes, worst)
+      // and the p99 of a light load's requests during scrapes ÷ between scrapes.
+      const x = s.ok ? s.formats?.[f] : null
+      const stalls = [
+        [`scrape.${f}.block`, `scrape (${f}) stalls the event loop ≤ ${SCRAPE_BLOCK_TARGET_MS} ms (median per-scrape max)`, SCRAPE_BLOCK_TARGET_MS, x?.blockMedianMs],
+        [`scrape.${f}.blockWorst`, `scrape (${f}) stalls the event loop ≤ ${SCRAPE_BLOCK_WORST_TARGET_MS} ms (worst scrape)`, SCRAPE_BLOCK_WORST_TARGET_MS, x?.blockMaxMs],
+        [`scrape.${f}.p99Ratio`, `light load p99 during ÷ between scrapes (${f}) ≤ ${SCRAPE_P99_RATIO_TARGET}`, SCRAPE_P99_RATIO_TARGET, x?.light?.p99Ratio]
+      ]
+      for (const [id, description, target, value] of stalls) {
+        if (value === undefined) continue
+        out.push({ id, description, target, value, met: value == null ? null : value <= target })
       }
     }
   }
@@ -87,6 +99,23 @@ export function scrapeTable (results) {
     }
   }
   return rows.join('\n')
+}
+
+export function scrapeStallTable (results) {
+  const s = results.scrape
+  if (!s) return ''
+  const rows = [
+    '| Subject | Format | Loop stall per scrape, median ms | worst ms | CPU-time stall, median ms | Stall unloaded, median ms | Between scrapes, median ms | Plain route, median ms | Light p99 during ms | Light p99 between ms | Ratio | Requests during / between |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |'
+  ]
+  for (const [name, x] of Object.entries(s.subjects)) {
+    if (!x.ok) continue
+    for (const [f, y] of Object.entries(x.formats)) {
+      if (!y.light) continue
+      rows.push(`| ${name} | ${f} | ${fmt(y.blockMedianMs)} | ${fmt(y.blockMaxMs)} | ${fmt(y.blockCpuMedianMs)} | ${fmt(y.blockUnloadedMedianMs)} | ${fmt(y.blockBetweenScrapesMedianMs)} | ${fmt(y.transportBaselineBlockMedianMs)} | ${fmt(y.light.during.p99Ms)} | ${fmt(y.light.between.p99Ms)} | ${fmt(y.light.p99Ratio)} | ${fmtInt(y.light.during.requests)} / ${fmtInt(y.light.between.requests)} |`)
+    }
+  }
+  return rows.length > 2 ? rows.join('\n') : ''
 }
 
 export function memoryTable (results) {
@@ -154,6 +183,13 @@ export function renderMarkdown (results) {
     lines.push('')
     lines.push(scrapeTable(results))
     lines.push('')
+    const stalls = scrapeStallTable(results)
+    if (stalls) {
+      lines.push(`What the same scrapes do to the server: the longest gap between ticks of a 1 ms timer in the server (\`monitorEventLoopDelay\`, so ≥ ~1 ms), per scrape, while another process sends ${fmtInt(results.scrape.lightRate)} small requests/s; median over the scrapes and the worst; the same counted in the server's CPU time (what is its own work, not another process's turn on the core); without the light load; over ${results.scrape.iterations} 200 ms pauses between scrapes (the machine's own noise); for a plain route sending the same bytes; and the p99 latency of the light load's requests (from their scheduled send time) that overlapped a scrape vs those between scrapes:`)
+      lines.push('')
+      lines.push(stalls)
+      lines.push('')
+    }
   }
   if (results.memory) {
     lines.push(`Memory after ${fmtInt(results.memory.requests)} requests to random unmatched paths with random methods (after GC):`)
