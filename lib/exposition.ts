@@ -214,7 +214,13 @@ async function prepare (registry: PromRegistry, openMetrics: boolean): Promise<P
   const rawDefaults = (registry as unknown as { _defaultLabels?: Record<string, unknown> })._defaultLabels
   const defaults = rawDefaults !== undefined && Object.keys(rawDefaults).length > 0 ? rawDefaults : null
   const parts: Plan['parts'] = []
+  let since = performance.now()
   for (const metric of registry.getMetricsAsArray()) {
+    // Dozens of default metrics, each get() a little work: not all of it in one turn either.
+    if (performance.now() - since >= SLICE_MS) {
+      await setImmediate()
+      since = performance.now()
+    }
     if (metric instanceof SeriesHistogram) {
       const series: HistogramPlan['series'] = []
       for (const s of metric.series.values()) series.push(linesOrSnapshot(s, openMetrics, defaults))
@@ -237,6 +243,8 @@ async function * slices ({ openMetrics, defaults, parts }: Plan): AsyncGenerator
     size = 0
     return b
   }
+  // The first slice in a turn of its own, not after the tail of prepare().
+  await setImmediate()
   let since = performance.now()
   const gap = openMetrics ? EMPTY : NEWLINE // the text format separates families by a blank line
   for (let i = 0; i < parts.length; i++) {
