@@ -222,13 +222,16 @@ export function valgrindVersion () {
 }
 
 const VALGRIND_ARGS = ['--tool=cachegrind', '--cache-sim=no']
+// Extra node/V8 flags for the servers under valgrind (experiments), space-separated.
+const NODE_ARGS = (process.env.BENCH_INSTR_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)
 
 /** One server run under cachegrind: warm-up, `count` requests, shutdown; its instruction total. */
-async function countOnce (name, count, { warmup, paths, load, dir, tag }) {
+async function countOnce (name, count, { warmup, paths, load, dir, tag, nodeArgs = [] }) {
   const outFile = path.join(dir, `${tag}.cgout`)
   const logFile = path.join(dir, `${tag}.log`)
   const server = spawnNode(serverFile(name), {
     core: null,
+    nodeArgs,
     wrapper: ['valgrind', ...VALGRIND_ARGS, `--cachegrind-out-file=${outFile}`, `--log-file=${logFile}`]
   })
   const t0 = Date.now()
@@ -297,7 +300,7 @@ export async function runInstructions (opts, log = console.error) {
         const points = []
         let failed = null
         for (const count of counts) {
-          const p = await countOnce(n, count, { warmup: opts.instrWarmup, paths, load, dir, tag: `${n}-r${r + 1}-n${count}` })
+          const p = await countOnce(n, count, { warmup: opts.instrWarmup, paths, load, dir, tag: `${n}-r${r + 1}-n${count}`, nodeArgs: NODE_ARGS })
           if (!p.ok) { failed = p; break }
           points.push(p)
         }
@@ -330,6 +333,7 @@ export async function runInstructions (opts, log = console.error) {
     valgrind,
     options: {
       tool: `valgrind ${VALGRIND_ARGS.join(' ')}`,
+      nodeArgs: NODE_ARGS,
       counts,
       warmup: opts.instrWarmup,
       connections: INSTR_CONNECTIONS,
