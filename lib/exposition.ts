@@ -233,13 +233,14 @@ function planHistogram (m: SeriesHistogram, openMetrics: boolean, defaults: Reco
     caches = {}
     runCaches.set(m, caches)
   }
-  const slot = openMetrics ? 'openMetrics' : 'text'
+  const all = Array.from(m.series.values())
+  // Without exemplars both formats are the same bytes: one set of runs serves both.
+  const slot = openMetrics && all.some((s) => s.exemplars !== null) ? 'openMetrics' : 'text'
   let cache = caches[slot]
   if (cache === undefined || cache.defaults !== defaults) {
     cache = { defaults, runs: [] }
     caches[slot] = cache
   }
-  const all = Array.from(m.series.values())
   const runs: HistogramPlan['runs'] = []
   for (let index = 0, i = 0; i < all.length; index++, i += RUN) {
     const series = all.slice(i, i + RUN)
