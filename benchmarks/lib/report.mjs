@@ -185,7 +185,7 @@ export function renderMarkdown (results) {
     lines.push('')
     const stalls = scrapeStallTable(results)
     if (stalls) {
-      lines.push(`What the same scrapes do to the server: the longest gap between ticks of a 1 ms timer in the server (\`monitorEventLoopDelay\`, so ≥ ~1 ms), per scrape, while another process sends ${fmtInt(results.scrape.lightRate)} small requests/s; median over the scrapes and the worst; the same counted in the server's CPU time (what is its own work, not another process's turn on the core); without the light load; over ${results.scrape.iterations} 200 ms pauses between scrapes (the machine's own noise); for a plain route sending the same bytes; and the p99 latency of the light load's requests (from their scheduled send time) that overlapped a scrape vs those between scrapes:`)
+      lines.push(`What the same scrapes do to the server: the longest gap between ticks of a 1 ms timer in the server (\`monitorEventLoopDelay\`, so ≥ ~1 ms), per scrape, while another process sends ${fmtInt(results.scrape.lightRate)} small requests/s; median over the scrapes and the worst; the same counted in CPU time (the main thread's where Node has `process.threadCpuUsage`, 23.9+, else the process's, which includes GC helper threads): the server's own work, not another process's turn on the core; without the light load; over ${results.scrape.iterations} 200 ms pauses between scrapes (the machine's own noise); for a plain route sending the same bytes; and the p99 latency of the light load's requests (from their scheduled send time) that overlapped a scrape vs those between scrapes:`)
       lines.push('')
       lines.push(stalls)
       lines.push('')
