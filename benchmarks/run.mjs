@@ -92,9 +92,9 @@ if (full) {
   copyFileSync(jsonFile, path.join(opts.out, `node${major}.json`))
   copyFileSync(mdFile, path.join(opts.out, `node${major}.md`))
 }
-// A full instructions run (every variant, default counts, at least 2 rounds, default folder) is
+// A full instructions run (every variant, default counts, default folder) is
 // the published instructions run for this Node major.
-const fullInstr = !!results.instructions && !opts.quick && !opts.variants && opts.instrRounds >= 2 && opts.out === DEFAULTS.out &&
+const fullInstr = !!results.instructions && !opts.quick && !opts.variants && opts.instrRounds >= 1 && opts.out === DEFAULTS.out &&
   String(opts.instrCounts) === String(DEFAULTS.instrCounts)
 if (fullInstr) {
   copyFileSync(jsonFile, path.join(opts.out, `instructions-node${major}.json`))

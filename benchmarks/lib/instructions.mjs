@@ -25,6 +25,7 @@ export const INSTR_QUICK = { counts: [200, 600], warmup: 100, rounds: 1 }
 
 /** Reference and sampling variants measured in instructions only (not in the CPU-time set). */
 export const INSTR_EXTRA_VARIANTS = [
+  { name: 'plugin-metrics-nodefaults', kind: 'plugin', description: "this plugin, metrics only, prom-client's default metrics off: the hot path without their 10 ms event-loop-delay timer, whose share per request valgrind's slowdown inflates ~50x" },
   { name: 'context-with', kind: 'reference', description: 'floor for a request the sampler drops: same SDK set-up, one onRequest hook running the request in context.with(active().setValue(key, 1)), one shared \'close\' listener' },
   { name: 'plugin-full-sdk-sampled-out', kind: 'plugin', description: 'as plugin-full-sdk with ParentBased(TraceIdRatioBased(0)): every request dropped by the sampler' },
   { name: 'plugin-full-sdk-10pct', kind: 'plugin', description: 'as plugin-full-sdk with ParentBased(TraceIdRatioBased(0.1)): 10% of requests sampled' }
@@ -222,8 +223,12 @@ export function valgrindVersion () {
 }
 
 const VALGRIND_ARGS = ['--tool=cachegrind', '--cache-sim=no']
-// Extra node/V8 flags for the servers under valgrind (experiments), space-separated.
-const NODE_ARGS = (process.env.BENCH_INSTR_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)
+// Node/V8 flags for the servers under valgrind, space-separated. By default V8 runs single-threaded
+// (no background compiling or GC threads finishing at timing-dependent points) on a fixed GC
+// schedule (heap growth not tuned to wall-clock allocation rates, which valgrind's slowdown and the
+// machine's load distort): with them the same run repeats within ~0.1% (span-hook 120,717 vs
+// 120,853), without them rounds differed by up to 26%. BENCH_INSTR_NODE_ARGS='' runs without.
+const NODE_ARGS = (process.env.BENCH_INSTR_NODE_ARGS ?? '--single-threaded --predictable-gc-schedule').split(/\s+/).filter(Boolean)
 
 /** One server run under cachegrind: warm-up, `count` requests, shutdown; its instruction total. */
 async function countOnce (name, count, { warmup, paths, load, dir, tag, nodeArgs = [] }) {
@@ -297,13 +302,9 @@ export async function runInstructions (opts, log = console.error) {
       const order = names.map((_, i) => names[(i + r) % names.length])
       for (const n of order) {
         if (unavailable.has(n)) continue
-        const points = []
-        let failed = null
-        for (const count of counts) {
-          const p = await countOnce(n, count, { warmup: opts.instrWarmup, paths, load, dir, tag: `${n}-r${r + 1}-n${count}`, nodeArgs: NODE_ARGS })
-          if (!p.ok) { failed = p; break }
-          points.push(p)
-        }
+        // Both counts at once, one per core: instruction counts do not depend on the load.
+        const points = await Promise.all(counts.map((count) => countOnce(n, count, { warmup: opts.instrWarmup, paths, load, dir, tag: `${n}-r${r + 1}-n${count}`, nodeArgs: NODE_ARGS })))
+        const failed = points.find((p) => !p.ok) ?? null
         if (failed) {
           log(`[instructions] round ${r + 1} ${n}: FAILED: ${failed.error}`)
           variants[n].rounds.push({ round: r + 1, ok: false, error: failed.error, points })
