@@ -1,16 +1,16 @@
-// The /metrics handler: content negotiation and rendering of a registry in the Prometheus text
-// format 0.0.4 or OpenMetrics 1.0.0.
+// The /metrics endpoint: content negotiation, the scrape plan and its streaming, and the handlers.
 //
-// prom-client renders one format per registry (and its OpenMetrics mode renames counters in place,
-// which then breaks the text format), so both formats are rendered here from metric.get(). The
-// plugin's own HTTP instruments are rendered straight from their series.
+// Lines are formatted in lib/exposition-format.ts; what is kept between scrapes so that unchanged
+// series are neither re-rendered nor re-allocated is in lib/exposition-cache.ts.
 import { performance } from 'node:perf_hooks'
 import { Readable } from 'node:stream'
 import { setImmediate } from 'node:timers/promises'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { PromRegistry } from './options'
-import { SeriesGauge, SeriesHistogram } from './metrics'
-import type { Exemplar, HistogramSeries } from './metrics'
+import { SeriesGauge, SeriesHistogram } from './instruments'
+import { header, renderGauge, renderGeneric } from './exposition-format'
+import { planHistogram, renderRun } from './exposition-cache'
+import type { HistogramPlan } from './exposition-cache'
 
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
 export const OPENMETRICS_CONTENT_TYPE = 'application/openmetrics-text; version=1.0.0; charset=utf-8'
@@ -40,149 +40,6 @@ export function prefersOpenMetrics (accept: string | undefined): boolean {
   return om > 0 && om >= text
 }
 
-function escapeHelp (s: string, openMetrics: boolean): string {
-  s = s.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')
-  return openMetrics ? s.replace(/"/g, '\\"') : s
-}
-
-function escapeLabelValue (s: unknown): string {
-  return String(s).replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"')
-}
-
-export function formatValue (v: number): string {
-  if (v === Infinity) return '+Inf'
-  if (v === -Infinity) return '-Inf'
-  if (Number.isNaN(v)) return 'NaN'
-  return String(v)
-}
-
-function formatLabels (labels: Record<string, unknown> | undefined, defaults: Record<string, unknown> | null): string {
-  let out = ''
-  if (labels !== undefined) {
-    for (const k in labels) {
-      const v = labels[k]
-      if (v === undefined) continue
-      out += (out === '' ? '' : ',') + k + '="' + escapeLabelValue(v) + '"'
-    }
-  }
-  if (defaults !== null) {
-    for (const k in defaults) {
-      if (labels !== undefined && labels[k] !== undefined) continue
-      out += (out === '' ? '' : ',') + k + '="' + escapeLabelValue(defaults[k]) + '"'
-    }
-  }
-  return out === '' ? '' : '{' + out + '}'
-}
-
-function formatExemplar (e: { labelSet: Record<string, unknown>, value: number, timestamp: number } | null | undefined): string {
-  if (e == null) return ''
-  return ' # ' + formatLabels(e.labelSet, null) + ' ' + formatValue(e.value) + ' ' + e.timestamp
-}
-
-function header (name: string, help: string, type: string, openMetrics: boolean): string {
-  return '# HELP ' + name + ' ' + escapeHelp(help, openMetrics) + '\n# TYPE ' + name + ' ' + type + '\n'
-}
-
-/**
- * Exposition cache: each histogram series' lines as last rendered, kept encoded, so a scrape of
- * thousands of series where few saw traffic neither re-renders nor re-encodes the others. An
- * entry holds the text-format lines and, for series with exemplars, the OpenMetrics lines (without
- * exemplars both formats are the same bytes), each with the series' count when rendered, plus the
- * series' epoch and the default labels it was rendered with. A series' count only grows between
- * resets and reset() bumps its epoch, so the same (epoch, count) means the same contents. The
- * cached bytes are never written into once made, so a scrape still sending them is never changed.
- */
-interface Rendered {
-  defaults: object | null
-  epoch: number
-  textAt: number
-  text: Buffer
-  openMetricsAt: number
-  openMetrics: Buffer
-}
-const rendered = new WeakMap<HistogramSeries, Rendered>()
-
-/** A series' values as they were when the scrape came in, for lines rendered later. */
-interface Snapshot {
-  series: HistogramSeries
-  epoch: number
-  count: number
-  sum: number
-  counts: number[]
-  exemplars: Array<Exemplar | null> | null
-}
-
-/** One series' cached lines, if it has not changed since they were rendered; else its snapshot. */
-function linesOrSnapshot (s: HistogramSeries, openMetrics: boolean, defaults: Record<string, unknown> | null): Buffer | Snapshot {
-  const r = rendered.get(s)
-  if (r !== undefined && r.defaults === defaults && r.epoch === s.epoch) {
-    if (openMetrics && s.exemplars !== null) {
-      if (r.openMetricsAt === s.count) return r.openMetrics
-    } else if (r.textAt === s.count) {
-      return r.text
-    }
-  }
-  return { series: s, epoch: s.epoch, count: s.count, sum: s.sum, counts: s.counts.slice(), exemplars: s.exemplars?.slice() ?? null }
-}
-
-/** A snapshot's lines, kept in the cache for the next scrapes. */
-function renderLines (m: SeriesHistogram, snap: Snapshot, openMetrics: boolean, defaults: Record<string, unknown> | null): Buffer {
-  const om = openMetrics && snap.exemplars !== null
-  const bounds = m.upperBounds
-  const base = formatLabels(snap.series.labels, defaults)
-  // '{a="b"}' -> '{a="b",' so le can be appended without rebuilding the label set.
-  const bucket = m.name + '_bucket' + (base === '' ? '{' : base.slice(0, -1) + ',') + 'le="'
-  let out = ''
-  let acc = 0
-  for (let i = 0; i <= bounds.length; i++) {
-    acc += snap.counts[i]
-    out += bucket + (i < bounds.length ? formatValue(bounds[i]) : '+Inf') + '"} ' + acc
-    if (om) out += formatExemplar((snap.exemplars as Array<Exemplar | null>)[i])
-    out += '\n'
-  }
-  out += m.name + '_sum' + base + ' ' + formatValue(snap.sum) + '\n' + m.name + '_count' + base + ' ' + snap.count + '\n'
-  const bytes = Buffer.from(out)
-  let r = rendered.get(snap.series)
-  if (r === undefined || r.defaults !== defaults || r.epoch !== snap.epoch) {
-    r = { defaults, epoch: snap.epoch, textAt: -1, text: EMPTY, openMetricsAt: -1, openMetrics: EMPTY }
-    rendered.set(snap.series, r)
-  }
-  if (om) {
-    r.openMetrics = bytes
-    r.openMetricsAt = snap.count
-  } else {
-    r.text = bytes
-    r.textAt = snap.count
-  }
-  return bytes
-}
-
-function renderGauge (m: SeriesGauge, openMetrics: boolean, defaults: Record<string, unknown> | null): string {
-  let out = header(m.name, m.help, 'gauge', openMetrics)
-  for (const s of m.series.values()) out += m.name + formatLabels(s.labels, defaults) + ' ' + formatValue(s.value) + '\n'
-  return out
-}
-
-/** Any other prom-client metric, from its get() (the API every prom-client metric has). */
-async function renderGeneric (metric: any, openMetrics: boolean, defaults: Record<string, unknown> | null): Promise<string> {
-  const data = await metric.get()
-  const type: string = data.type
-  let family: string = data.name
-  if (openMetrics && type === 'counter' && family.endsWith('_total')) family = family.slice(0, -6)
-  // OpenMetrics has no 'untyped'; 'unknown' is its name.
-  const shownType = openMetrics && type === 'untyped' ? 'unknown' : type
-  let out = header(family, data.help ?? '', shownType, openMetrics)
-  for (const v of data.values ?? []) {
-    let name: string = v.metricName ?? data.name
-    if (openMetrics && type === 'counter' && !name.endsWith('_total')) name += '_total'
-    const labels = v.sharedLabels !== undefined ? { ...v.sharedLabels, ...v.labels } : v.labels
-    out += name + formatLabels(labels, defaults) + ' ' + formatValue(v.value)
-    if (openMetrics) out += formatExemplar(v.exemplar)
-    out += '\n'
-  }
-  return out
-}
-
 /**
  * A scrape in two steps. prepare() takes the exposition as it is when the scrape comes in: every
  * metric that is not one of the plugin's histograms rendered (default metrics and the user's own:
@@ -194,72 +51,6 @@ async function renderGeneric (metric: any, openMetrics: boolean, defaults: Recor
  * done in one turn: a scrape of megabytes never holds the loop for the whole render, copy and
  * socket write, and what it sends is still the state of the moment it came in.
  */
-interface HistogramPlan {
-  metric: SeriesHistogram
-  /** Each run of RUN series: its cached bytes, or what to render it from. */
-  runs: Array<Buffer | PendingRun>
-}
-
-/**
- * The second level of the cache: the bytes of runs of RUN consecutive series of a histogram, per
- * format, written as one slice each. A run whose series all kept their (epoch, count) is sent as
- * it is: no copy and no allocation, so a scrape where few series changed allocates little (12 MB
- * of new buffers per scrape made V8 run a full garbage collection every scrape).
- */
-const RUN = 32
-interface Run {
-  bytes: Buffer
-  series: HistogramSeries[]
-  epochs: number[]
-  counts: number[]
-}
-interface RunCache {
-  defaults: object | null
-  runs: Array<Run | undefined>
-}
-interface PendingRun {
-  cache: RunCache
-  index: number
-  series: HistogramSeries[]
-  epochs: number[]
-  counts: number[]
-  items: Array<Buffer | Snapshot>
-}
-const runCaches = new WeakMap<SeriesHistogram, { text?: RunCache, openMetrics?: RunCache }>()
-
-function planHistogram (m: SeriesHistogram, openMetrics: boolean, defaults: Record<string, unknown> | null): HistogramPlan {
-  let caches = runCaches.get(m)
-  if (caches === undefined) {
-    caches = {}
-    runCaches.set(m, caches)
-  }
-  const all = Array.from(m.series.values())
-  // Without exemplars both formats are the same bytes: one set of runs serves both.
-  const slot = openMetrics && all.some((s) => s.exemplars !== null) ? 'openMetrics' : 'text'
-  let cache = caches[slot]
-  if (cache === undefined || cache.defaults !== defaults) {
-    cache = { defaults, runs: [] }
-    caches[slot] = cache
-  }
-  const runs: HistogramPlan['runs'] = []
-  for (let index = 0, i = 0; i < all.length; index++, i += RUN) {
-    const series = all.slice(i, i + RUN)
-    const run = cache.runs[index]
-    if (run !== undefined && run.series.length === series.length && series.every((s, k) => run.series[k] === s && run.epochs[k] === s.epoch && run.counts[k] === s.count)) {
-      runs.push(run.bytes)
-      continue
-    }
-    runs.push({
-      cache,
-      index,
-      series,
-      epochs: series.map((s) => s.epoch),
-      counts: series.map((s) => s.count),
-      items: series.map((s) => linesOrSnapshot(s, openMetrics, defaults))
-    })
-  }
-  return { metric: m, runs }
-}
 interface Plan {
   openMetrics: boolean
   defaults: Record<string, unknown> | null
@@ -319,15 +110,7 @@ async function * slices ({ openMetrics, defaults, parts }: Plan): AsyncGenerator
       pending.push(head)
       size += head.length
       for (const run of part.runs) {
-        let bytes: Buffer
-        if (Buffer.isBuffer(run)) {
-          bytes = run
-        } else {
-          const lines = run.items.map((item) => Buffer.isBuffer(item) ? item : renderLines(m, item, openMetrics, defaults))
-          bytes = Buffer.concat(lines)
-          // Cached under the (epoch, count) its series had when this scrape came in.
-          run.cache.runs[run.index] = { bytes, series: run.series, epochs: run.epochs, counts: run.counts }
-        }
+        const bytes = Buffer.isBuffer(run) ? run : renderRun(m, run, openMetrics, defaults)
         if (size > 0) yield take()
         yield bytes
         if (performance.now() - since >= SLICE_MS) {

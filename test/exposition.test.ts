@@ -1,7 +1,7 @@
 import t from 'tap'
 import client from 'prom-client'
 import { prefersOpenMetrics, render } from '../lib/exposition'
-import { SeriesHistogram, SeriesGauge } from '../lib/metrics'
+import { SeriesHistogram, SeriesGauge } from '../lib/instruments'
 import Fastify from 'fastify'
 import { get } from 'node:http'
 import observability from '../lib/index'

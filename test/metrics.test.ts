@@ -1,6 +1,7 @@
 import t from 'tap'
 import client from 'prom-client'
-import { HttpMetrics, HistogramSeries, UNMATCHED_ROUTE, normalizeMethod } from '../lib/metrics'
+import { HttpMetrics, UNMATCHED_ROUTE, normalizeMethod } from '../lib/metrics'
+import { HistogramSeries } from '../lib/instruments'
 import { resolveOptions } from '../lib/options'
 import type { ResolvedMetrics } from '../lib/options'
 

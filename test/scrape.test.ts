@@ -6,7 +6,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { get, type IncomingMessage } from 'node:http'
 import observability from '../lib/index'
 import { render } from '../lib/exposition'
-import { SeriesHistogram, SeriesGauge } from '../lib/metrics'
+import { SeriesHistogram, SeriesGauge } from '../lib/instruments'
 
 const OPENMETRICS = 'application/openmetrics-text; version=1.0.0'
 

@@ -1,0 +1,139 @@
+// The series-backed instruments: a histogram and a gauge whose series are plain objects.
+//
+// They are prom-client metrics by duck typing (name/help/type/get/reset, the interface both
+// prom-client and @prometheus-io/client registries consume), but keep their series in plain
+// objects, so a caller can find a series once and then record into it with no label object, no
+// hashing and no validation per call (prom-client's own child.observe() does all three every call).
+
+export interface Exemplar {
+  labelSet: Record<string, string>
+  value: number
+  timestamp: number
+}
+
+/** One labelled histogram series. `counts` is per bucket (not cumulative); the last slot is +Inf. */
+export class HistogramSeries {
+  readonly labels: Record<string, string>
+  readonly counts: number[]
+  readonly exemplars: Array<Exemplar | null> | null
+  sum = 0
+  count = 0
+  /**
+   * Bumped by every reset. `count` only grows between resets, so the same (epoch, count) means
+   * the same contents: the exposition's cache (lib/exposition-cache.ts) relies on it.
+   */
+  epoch = 0
+  private readonly bounds: readonly number[]
+
+  constructor (labels: Record<string, string>, bounds: readonly number[], withExemplars: boolean) {
+    this.labels = labels
+    this.bounds = bounds
+    this.counts = new Array(bounds.length + 1).fill(0)
+    this.exemplars = withExemplars ? new Array(bounds.length + 1).fill(null) : null
+  }
+
+  observe (value: number): number {
+    const bounds = this.bounds
+    let i = 0
+    while (i < bounds.length && value > bounds[i]) i++
+    this.counts[i]++
+    this.sum += value
+    this.count++
+    return i
+  }
+
+  /** Observe and keep the trace that produced it as the bucket's exemplar (OpenMetrics only). */
+  observeWithExemplar (value: number, traceId: string, spanId: string): void {
+    const i = this.observe(value)
+    if (this.exemplars !== null) {
+      this.exemplars[i] = { labelSet: { trace_id: traceId, span_id: spanId }, value, timestamp: Date.now() / 1000 }
+    }
+  }
+}
+
+export class GaugeSeries {
+  value = 0
+  constructor (readonly labels: Record<string, string>) {}
+}
+
+/** A histogram whose series are addressed by label values in a fixed order. */
+export class SeriesHistogram {
+  readonly type = 'histogram'
+  readonly aggregator = 'sum'
+  readonly series = new Map<string, HistogramSeries>()
+  enableExemplars = false
+
+  constructor (readonly name: string, readonly help: string, readonly labelNames: readonly string[], readonly upperBounds: readonly number[]) {}
+
+  /** The series for these label values (in labelNames order), created on first use. */
+  seriesFor (values: readonly string[]): HistogramSeries {
+    const key = values.join('\u0000')
+    let s = this.series.get(key)
+    if (s === undefined) {
+      const labels: Record<string, string> = {}
+      for (let i = 0; i < this.labelNames.length; i++) labels[this.labelNames[i]] = values[i]
+      s = new HistogramSeries(labels, this.upperBounds, this.enableExemplars)
+      this.series.set(key, s)
+    }
+    return s
+  }
+
+  reset (): void {
+    // Keep the series objects (routes cache them) but zero them.
+    for (const s of this.series.values()) {
+      s.counts.fill(0)
+      s.exemplars?.fill(null)
+      s.sum = 0
+      s.count = 0
+      s.epoch++
+    }
+  }
+
+  /** prom-client's metric.get() shape, so any registry can render this metric. */
+  async get (): Promise<{ name: string, help: string, type: string, aggregator: string, values: any[] }> {
+    const values: any[] = []
+    const bucket = this.name + '_bucket'
+    for (const s of this.series.values()) {
+      let acc = 0
+      for (let i = 0; i <= this.upperBounds.length; i++) {
+        acc += s.counts[i]
+        values.push({
+          labels: { ...s.labels, le: i < this.upperBounds.length ? this.upperBounds[i] : '+Inf' },
+          value: acc,
+          metricName: bucket,
+          exemplar: s.exemplars?.[i] ?? undefined
+        })
+      }
+      values.push({ labels: { ...s.labels }, value: s.sum, metricName: this.name + '_sum' })
+      values.push({ labels: { ...s.labels }, value: s.count, metricName: this.name + '_count' })
+    }
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values }
+  }
+}
+
+export class SeriesGauge {
+  readonly type = 'gauge'
+  readonly aggregator = 'sum'
+  readonly series = new Map<string, GaugeSeries>()
+
+  constructor (readonly name: string, readonly help: string, readonly labelName: string) {}
+
+  seriesFor (value: string): GaugeSeries {
+    let s = this.series.get(value)
+    if (s === undefined) {
+      s = new GaugeSeries({ [this.labelName]: value })
+      this.series.set(value, s)
+    }
+    return s
+  }
+
+  reset (): void {
+    for (const s of this.series.values()) s.value = 0
+  }
+
+  async get (): Promise<{ name: string, help: string, type: string, aggregator: string, values: any[] }> {
+    const values: any[] = []
+    for (const s of this.series.values()) values.push({ labels: { ...s.labels }, value: s.value })
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values }
+  }
+}
