@@ -6,7 +6,7 @@
 // active context, and takes `route` back from it for its span name, `http.route` and its own
 // metrics (as @fastify/otel does).
 import { context, propagation, trace, ProxyTracerProvider, SpanKind, SpanStatusCode } from '@opentelemetry/api'
-import type { Attributes, Context, Span, Tracer, TracerProvider } from '@opentelemetry/api'
+import type { Attributes, Context, Span, SpanOptions, Tracer, TracerProvider } from '@opentelemetry/api'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { ResolvedTracing } from './options'
 import { KNOWN_METHODS, OTHER_METHOD } from './metrics'
@@ -50,12 +50,15 @@ export interface RequestSpan {
 
 /** What one route (and method) needs at request time, computed once in onRoute. */
 export class RouteTracing {
-  private readonly byMethod: Record<string, { name: string, attributes: Attributes }> = Object.create(null)
+  private readonly byMethod: Record<string, { name: string, options: SpanOptions }> = Object.create(null)
 
   constructor (readonly route: string | undefined) {}
 
-  /** Span name and the attributes known before the request arrives (given to samplers). */
-  forMethod (method: string): { name: string, attributes: Attributes } {
+  /**
+   * Span name and start options with the attributes known before the request arrives (given to
+   * samplers). One options object per route and method: the SDK copies what it keeps.
+   */
+  forMethod (method: string): { name: string, options: SpanOptions } {
     let m = this.byMethod[method]
     if (m === undefined) {
       const known = KNOWN_METHODS.has(method)
@@ -65,7 +68,7 @@ export class RouteTracing {
       const attributes: Attributes = { 'http.request.method': semMethod }
       if (!known) attributes['http.request.method_original'] = method
       if (this.route !== undefined) attributes['http.route'] = this.route
-      m = { name: this.route === undefined ? nameMethod : `${nameMethod} ${this.route}`, attributes }
+      m = { name: this.route === undefined ? nameMethod : `${nameMethod} ${this.route}`, options: { kind: SpanKind.SERVER, attributes } }
       // Unknown methods are not cached: they are unbounded input.
       if (known) this.byMethod[method] = m
     }
@@ -110,9 +113,9 @@ export class Tracing {
       return { span: rpc.span, ctx: active, borrowed: true, errorType: undefined, errorMessage: undefined }
     }
 
-    const { name, attributes } = route.forMethod(request.method)
+    const { name, options } = route.forMethod(request.method)
     const parent = propagation.extract(active, request.headers)
-    const span = this.tracer.startSpan(name, { kind: SpanKind.SERVER, attributes }, parent)
+    const span = this.tracer.startSpan(name, options, parent)
     if (span.isRecording()) this.describe(span, request)
     return { span, ctx: trace.setSpan(parent, span), borrowed: false, errorType: undefined, errorMessage: undefined }
   }
