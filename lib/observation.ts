@@ -29,8 +29,9 @@ type ObservedResponse = ServerResponse & { [kReply]?: FastifyReply }
  */
 function wasAnswered (res: ServerResponse): boolean {
   if (res.writableFinished) return true
-  const socket = res.socket
-  return res.writableEnded && socket !== null && !socket.destroyed
+  // An HTTP/2 compat response has no socket (undefined) once its stream closed.
+  const socket = res.socket as ServerResponse['socket'] | undefined
+  return res.writableEnded && socket != null && !socket.destroyed
 }
 
 export function observeRequests (fastify: FastifyInstance, routes: RouteStates, tracing: Tracing | null): void {

@@ -15,9 +15,7 @@ export interface RouteState {
   tracing: RouteTracing | null
 }
 
-const kRouteState = Symbol('fastify-observability.route')
-
-type StatefulConfig = RoutePolicyConfig & { url?: string, [kRouteState]?: RouteState }
+type StatefulConfig = RoutePolicyConfig & { url?: string } & Record<symbol, RouteState | undefined>
 
 function checkRouteConfig (config: RoutePolicyConfig | undefined, route: string): void {
   for (const key of ['metrics', 'tracing'] as const) {
@@ -36,6 +34,9 @@ export interface RouteStates {
 }
 
 export function createRouteStates (policy: RoutePolicy, metrics: HttpMetrics | null, tracing: Tracing | null): RouteStates {
+  // One key per plugin instance: two instances (two apps, or nested registrations) never read
+  // each other's state from a route config.
+  const kRouteState = Symbol('fastify-observability.route')
   // Requests that match no route: one fixed route label and span name, whatever the URL.
   const unmatched: RouteState = { metrics: metrics?.unmatched ?? null, tracing: tracing === null ? null : new RouteTracing(undefined) }
 
@@ -56,11 +57,12 @@ export function createRouteStates (policy: RoutePolicy, metrics: HttpMetrics | n
     },
 
     of: function routeState (request) {
-      const config = request.routeOptions.config as StatefulConfig
+      const config = request.routeOptions.config as unknown as StatefulConfig
       const state = config[kRouteState]
       if (state !== undefined) return state
-      // 404s: Fastify's not-found route has no url.
-      if (config.url === undefined) return (config[kRouteState] = unmatched)
+      // 404s: Fastify's not-found route has no url. Nothing is cached on its config: that is the
+      // user's own object (setNotFoundHandler's config, not copied by Fastify), maybe frozen or shared.
+      if (config.url === undefined) return unmatched
       // A route added before the plugin (onRoute never saw it): decided on its first request, by
       // the same rules. No throwing here: a bad config.metrics/tracing is ignored (globs decide).
       return (config[kRouteState] = stateFor(config.url, config))

@@ -5,7 +5,7 @@
 // instrumentation announces its span the public way, in @opentelemetry/core's RPC metadata on the
 // active context, and takes `route` back from it for its span name, `http.route` and its own
 // metrics (as @fastify/otel does).
-import { context, propagation, trace, ProxyTracerProvider, SpanKind, SpanStatusCode } from '@opentelemetry/api'
+import { context, createContextKey, propagation, trace, ProxyTracerProvider, SpanKind, SpanStatusCode } from '@opentelemetry/api'
 import type { Attributes, Context, Span, SpanOptions, Tracer, TracerProvider } from '@opentelemetry/api'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { ResolvedTracing } from './options'
@@ -23,18 +23,26 @@ interface RPCMetadata {
 }
 
 /**
- * @opentelemetry/core's getRPCMetadata, when core is installed. It is an optional peer: every
- * instrumentation-http depends on it, so without it there is no instrumentation-http span to find.
- * Its context key is global (Symbol.for), so any copy or version of core reads the same metadata.
+ * @opentelemetry/core's getRPCMetadata (an optional peer: every instrumentation-http depends on it).
+ * Where core cannot be resolved from this package (pnpm's strict layout, Yarn PnP), the same
+ * metadata is read under the same key: core creates it with the API's createContextKey, which is
+ * global (Symbol.for of its description), so any copy or version of core reads and writes it.
  */
-const getRPCMetadata: ((ctx: Context) => RPCMetadata | undefined) | undefined = (() => {
+const getRPCMetadata: (ctx: Context) => RPCMetadata | undefined = (() => {
   try {
     // eslint-disable-next-line @typescript-eslint/no-var-requires
-    return require('@opentelemetry/core').getRPCMetadata
-  } catch {
-    return undefined
-  }
+    const fn = require('@opentelemetry/core').getRPCMetadata
+    if (typeof fn === 'function') return fn
+  } catch {}
+  const key = createContextKey('OpenTelemetry SDK Context Key RPC_METADATA')
+  return (ctx: Context) => ctx.getValue(key) as RPCMetadata | undefined
 })()
+/**
+ * Metadata whose span a request already took over. The metadata is inherited by every context
+ * below it, so a request made in-process while another is handled (app.inject from a handler)
+ * sees the outer request's metadata: that one starts a span of its own.
+ */
+const claimed = new WeakSet<RPCMetadata>()
 const RPC_TYPE_HTTP = 'http' // RPCType.HTTP
 
 /** Per-request tracing state, kept on the request under a symbol. */
@@ -107,8 +115,9 @@ export class Tracing {
     const active = context.active()
     // instrumentation-http's metadata for this very request is on the active context while
     // Fastify routes it. It names the span and sets http.route from `route` when the span ends.
-    const rpc = getRPCMetadata?.(active)
-    if (rpc !== undefined && rpc.type === RPC_TYPE_HTTP && rpc.span !== undefined) {
+    const rpc = getRPCMetadata(active)
+    if (rpc !== undefined && rpc.type === RPC_TYPE_HTTP && rpc.span !== undefined && trace.getSpan(active) === rpc.span && !claimed.has(rpc)) {
+      claimed.add(rpc)
       if (route.route !== undefined) rpc.route = route.route
       return { span: rpc.span, ctx: active, borrowed: true, errorType: undefined, errorMessage: undefined }
     }

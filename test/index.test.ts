@@ -3,6 +3,7 @@ import t from 'tap'
 import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
 import { Readable } from 'node:stream'
+import { once } from 'node:events'
 import { request as httpRequest } from 'node:http'
 import observability from '../lib/index'
 import type { ObservabilityOptions } from '../lib/index'
@@ -295,4 +296,60 @@ t.test('every kind of route is found through its public route config: early, 404
   t.equal(requestCount(text, '/v2/items/:id', 'HEAD'), 2, "Fastify's HEAD route for it, under its own method")
   t.equal(requestCount(text, 'unmatched', 'GET', '404'), 2, 'both not-found handlers record as unmatched')
   t.same([...routesRecorded(text)].sort(), ['/a', '/c', '/early/:id', '/v2/items/:id', 'unmatched'])
+})
+
+t.test("404s: nothing is written onto the user's not-found config (frozen, or shared by two apps)", async (t) => {
+  const shared = { config: { note: 'one options object for two apps' } }
+  const frozen = Fastify()
+  t.teardown(() => frozen.close())
+  await frozen.register(observability, { metrics: { defaultMetrics: false }, tracing: false })
+  frozen.setNotFoundHandler({ config: Object.freeze({ public: true }) }, async (_req, reply) => reply.code(404).send('nope'))
+  const res = await frozen.inject('/missing')
+  t.equal(res.statusCode, 404, 'a frozen not-found config still answers 404')
+  t.equal(requestCount(await scrape(frozen), 'unmatched', 'GET', '404'), 1)
+
+  const apps: FastifyInstance[] = []
+  for (let i = 0; i < 2; i++) {
+    const app = Fastify()
+    t.teardown(() => app.close())
+    await app.register(observability, { metrics: { defaultMetrics: false }, tracing: false })
+    app.setNotFoundHandler(shared, async (_req, reply) => reply.code(404).send('nope'))
+    apps.push(app)
+  }
+  await apps[0].inject('/missing')
+  for (let i = 0; i < 5; i++) await apps[1].inject(`/missing/${i}`)
+  t.equal(requestCount(await scrape(apps[0]), 'unmatched', 'GET', '404'), 1, 'each app counts its own 404s')
+  t.equal(requestCount(await scrape(apps[1]), 'unmatched', 'GET', '404'), 5)
+})
+
+t.test('HTTP/2: a stream reset after the body was ended but not flushed is an abort, and leaves flight', async (t) => {
+  const http2 = await import('node:http2')
+  const errors: string[] = []
+  const app = Fastify({ http2: true, logger: { level: 'error', stream: { write: (line: string) => { errors.push(line) } } } })
+  t.teardown(() => app.close())
+  await app.register(observability, { metrics: { defaultMetrics: false }, tracing: false })
+  app.get('/small', async () => 'ok')
+  // Larger than HTTP/2's default flow-control window (65,535 bytes): ended, but not flushed until the client reads.
+  let bigClosed: Promise<unknown> = Promise.resolve()
+  app.get('/big', async (_req, reply) => {
+    bigClosed = once(reply.raw, 'close') // the plugin's own 'close' listener runs before this one
+    return reply.send(Buffer.alloc(64 * 1024, 97))
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const client = http2.connect(`http://127.0.0.1:${(app.server.address() as { port: number }).port}`)
+  t.teardown(() => client.close())
+  const get = (path: string, cancel: boolean): Promise<void> => new Promise((resolve) => {
+    const stream = client.request({ ':path': path })
+    stream.on('data', () => { if (cancel) stream.close(http2.constants.NGHTTP2_CANCEL) })
+    stream.on('close', () => resolve())
+    stream.end()
+  })
+  await get('/small', false)
+  await get('/big', true)
+  await bigClosed
+  const text = await scrape(app)
+  t.equal(sampleValue(text, 'http_server_active_requests', { http_request_method: 'GET' }), 0, 'no request left in flight')
+  t.equal(requestCount(text, '/small'), 1, 'the answered stream recorded')
+  t.equal(requestCount(text, '/big'), undefined, 'the reset one is not recorded as answered')
+  t.same(errors, [], 'nothing failed while recording')
 })

@@ -113,3 +113,28 @@ t.test('a client abort marks the borrowed span before instrumentation-http ends 
   t.equal(span.name, 'GET /hang')
   t.equal(span.attributes['error.type'], 'aborted')
 })
+
+t.test('a request made in-process while another is handled gets a span of its own', async (t) => {
+  exporter.reset()
+  const inner = Fastify()
+  t.teardown(() => inner.close())
+  await inner.register(observability, { metrics: false })
+  inner.get('/inner/:id', async () => 'inner')
+  const outer = Fastify()
+  await outer.register(observability, { metrics: false })
+  // A gateway forwarding in-process: the inner request runs inside the outer one's context, which
+  // carries instrumentation-http's metadata for the outer request.
+  outer.get('/gateway', async () => (await inner.inject('/inner/1')).body)
+  const base = await listen(t, outer)
+  t.equal(await (await fetch(`${base}/gateway`)).text(), 'inner')
+  for (let i = 0; i < 100 && spans(SpanKind.SERVER).length < 2; i++) await new Promise((resolve) => setImmediate(resolve))
+
+  const servers = spans(SpanKind.SERVER)
+  t.equal(servers.length, 2, 'one SERVER span per request')
+  const gateway = servers.find((s) => s.instrumentationScope.name === '@opentelemetry/instrumentation-http')
+  const own = servers.find((s) => s.instrumentationScope.name === 'fastify-observability')
+  t.equal(gateway?.name, 'GET /gateway', "the outer request keeps its route on instrumentation-http's span")
+  t.equal(gateway?.attributes['http.route'], '/gateway')
+  t.equal(own?.name, 'GET /inner/:id', 'the inner request started its own span')
+  t.equal(own?.parentSpanContext?.spanId, gateway?.spanContext().spanId, 'as a child of the outer one')
+})
