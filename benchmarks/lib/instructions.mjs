@@ -252,7 +252,7 @@ async function countOnce (name, count, { warmup, paths, load, dir, tag, nodeArgs
     const ac = await load.run({ url, paths, connections: INSTR_CONNECTIONS, amount: count, timeout: 60 }, timeoutFor(count))
     server.send({ type: 'stop' })
     const s = await nextMessage(server, (m) => m?.type === 'stopped', 120_000)
-    server.send({ type: 'shutdown' })
+    // stopChild sends the 'shutdown' (sending it here too ran the server's shutdown twice at once).
     const exit = await stopChild(server, 600_000)
     const wallS = (Date.now() - t0) / 1000
     if (exit.code !== 0) return { ok: false, error: `server exited with ${exit.code ?? exit.signal} (valgrind log ${logFile})` }

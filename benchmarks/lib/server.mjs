@@ -104,6 +104,7 @@ export async function runServer ({ name, setup, register }) {
   app.server.on('request', () => { served++ })
 
   let window = null
+  let shuttingDown = false
   const port = app.server.address().port
 
   async function onMessage (msg) {
@@ -151,6 +152,8 @@ export async function runServer ({ name, setup, register }) {
       })
       window = null
     } else if (msg.type === 'shutdown') {
+      if (shuttingDown) return // once: a second run would race the first to process.exit()
+      shuttingDown = true
       try { await app.close() } catch {}
       try { if (ctx.sdk) await ctx.sdk.shutdown() } catch {}
       process.exit(0)
