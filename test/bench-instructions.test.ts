@@ -66,19 +66,42 @@ t.test('summary: medians, spread, efficiency and floors', async (t) => {
     broken: { status: 'ok', rounds: [{ round: 1, ok: false, error: 'boom', points: [] }] }
   }
   summarizeInstructions(variants)
-  t.equal(variants.bare.perRequest, 80_400, 'median of the rounds')
+  t.equal(variants.bare.perRequest, 80_000, 'per request count, the lowest run over the rounds')
   t.equal(variants.bare.spread, 0.01, 'spread = (max - min) / median')
   t.equal(variants.bare.ratios.efficiency, 1, 'bare is the reference')
-  t.equal(variants['plugin-metrics'].ratios.efficiency, 0.9926, 'efficiency = bare / variant')
-  t.equal(variants['plugin-metrics'].ratios.overBare, 600)
+  t.equal(variants['plugin-metrics'].ratios.efficiency, 0.9877, 'efficiency = bare / variant')
+  t.equal(variants['plugin-metrics'].ratios.overBare, 1000)
   t.equal(variants['plugin-metrics'].ratios.floor, null, 'no floor for metrics')
-  t.equal(variants['plugin-full-sdk'].perRequest, 155_000)
-  t.equal(variants['plugin-full-sdk'].ratios.floor, 1.1071, 'plugin-full-sdk / span-hook')
-  t.equal(variants['plugin-full-sdk'].ratios.overFloor, 15_000)
+  t.equal(variants['plugin-full-sdk'].perRequest, 150_000)
+  t.equal(variants['plugin-full-sdk'].ratios.floor, 1.0714, 'plugin-full-sdk / span-hook')
+  t.equal(variants['plugin-full-sdk'].ratios.overFloor, 10_000)
   t.equal(variants['plugin-full-sdk-sampled-out'].ratios.floor, 1.2, 'sampled-out / context-with')
   t.equal(variants['plugin-full-sdk-10pct'].ratios.floorPerRequest, 104_000, 'floor of 10% sampling: 0.9 context-with + 0.1 span-hook')
   t.equal(variants.broken.perRequest, null)
   t.equal(variants.broken.status, 'failed', 'a variant without a good round failed')
+})
+
+t.test('additive noise: the lowest run per request count gives the figure', async (t) => {
+  const { summarizeInstructions, lowestPoints } = await import(INSTR)
+  // True cost 60,000/req on 3e9 fixed. Round 1's small run and round 2's large run each executed
+  // 170 M and 50 M extra instructions (what the harness sometimes sees): both rounds' own
+  // marginals, and so their median, are off.
+  const r1 = round(1, 60_000)
+  r1.points[0].instructions += 170e6
+  r1.perRequest = (r1.points[1].instructions - r1.points[0].instructions) / 8000
+  const r2 = round(2, 60_000)
+  r2.points[1].instructions += 50e6
+  r2.perRequest = (r2.points[1].instructions - r2.points[0].instructions) / 8000
+  t.equal(r1.perRequest, 38_750)
+  t.equal(r2.perRequest, 66_250)
+  const variants: Record<string, any> = { bare: { status: 'ok', rounds: [r1, r2] } }
+  summarizeInstructions(variants)
+  t.equal(variants.bare.perRequest, 60_000)
+  t.equal(variants.bare.min, 38_750, 'the rounds\' own marginals still show the spread')
+  t.equal(variants.bare.max, 66_250)
+  const mixed = [round(1, 1), { ...round(2, 1), points: [{ ok: true, requests: 4001, instructions: 1 }, { ok: true, requests: 12000, instructions: 2 }] }]
+  t.equal(lowestPoints(mixed), null, 'runs that served different numbers of requests are not mixed')
+  t.equal(lowestPoints([{ round: 1, ok: false, points: [] }]), null)
 })
 
 t.test('targets judged on instructions, and the Markdown', async (t) => {
