@@ -10,7 +10,7 @@
 // (lib/scrape-load.mjs) sends a steady light load of small requests, whose latency during
 // scrapes is compared with their latency between scrapes.
 import path from 'node:path'
-import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { monitorEventLoopDelay, performance, PerformanceObserver } from 'node:perf_hooks'
 import { pathToFileURL, fileURLToPath } from 'node:url'
 import {
   median, percentile, round, waitQuiet, parseArgs, runChild, childMain, childParams, countSamples, prng, USAGE,
@@ -107,6 +107,15 @@ async function measureSubject ({ subject, routes, iterations }) {
     if (m.error || m.status !== 200) throw new Error(`GET ${url}: ${m.error ?? m.status}`)
     return m
   }
+  // Garbage collections, to tell a stall that is a GC pause from one that is the scrape's own
+  // work: [start, end] on the nowMs() clock, and the pause.
+  const gcs = []
+  const perfToNow = nowMs() - performance.now()
+  const gcObserver = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) gcs.push([e.startTime + perfToNow, e.startTime + perfToNow + e.duration, e.duration])
+  })
+  gcObserver.observe({ entryTypes: ['gc'] })
+  const longestGc = ([w0, w1]) => gcs.reduce((m, [g0, g1, d]) => (g0 <= w1 && g1 >= w0 ? Math.max(m, d) : m), 0)
   /** One scrape over HTTP, with the longest event-loop stall of the server while it ran. */
   const scrapeWatched = async (url, accept) => {
     eld.reset()
@@ -116,7 +125,7 @@ async function measureSubject ({ subject, routes, iterations }) {
     const s1 = nowMs()
     // A stall that ended just before the reply is recorded at the timer's next tick.
     await sleep(2 * ELD_RESOLUTION_MS)
-    return { ...m, blockMs: eld.max / 1e6, blockCpuMs: maxCpuGap, window: [s0, s1] }
+    return { ...m, blockMs: eld.max / 1e6, blockCpuMs: maxCpuGap, window: [s0, s1], gcMs: longestGc([s0, nowMs()]) }
   }
 
   // Populate every route x method x status once.
@@ -159,6 +168,7 @@ async function measureSubject ({ subject, routes, iterations }) {
     const loadedTimes = []
     const loadedBlocks = []
     const loadedCpuBlocks = []
+    const loadedGcs = []
     const gapBlocks = []
     for (let k = 0; k < iterations; k++) {
       const t0 = nowMs()
@@ -167,7 +177,8 @@ async function measureSubject ({ subject, routes, iterations }) {
       eld.reset()
       await sleep(GAP_MS)
       gapBlocks.push(eld.max / 1e6)
-      const { ms, blockMs, blockCpuMs, window } = await scrapeWatched(info.endpoint, accept)
+      const { ms, blockMs, blockCpuMs, window, gcMs } = await scrapeWatched(info.endpoint, accept)
+      loadedGcs.push({ blockMs: round(blockMs, 2), gcMs: round(gcMs, 2) })
       loadedTimes.push(ms)
       loadedBlocks.push(blockMs)
       loadedCpuBlocks.push(blockCpuMs)
@@ -242,6 +253,9 @@ async function measureSubject ({ subject, routes, iterations }) {
       blockCpuClock: typeof process.threadCpuUsage === 'function' ? 'main thread' : 'process',
       blockCpuMedianMs: round(median(loadedCpuBlocks), 3),
       blockCpuMaxMs: round(Math.max(...loadedCpuBlocks), 3),
+      // Per loaded scrape: its longest stall and the longest GC pause during it.
+      gcPerScrape: loadedGcs,
+      gcMaxMs: round(Math.max(...loadedGcs.map((g) => g.gcMs)), 3),
       transportBaselineBlockMedianMs: round(median(bb), 3),
       loadedMedianMs: round(median(loadedTimes), 3),
       // Latency of the light load's requests (from their scheduled send time) during and between scrapes.
@@ -262,6 +276,7 @@ async function measureSubject ({ subject, routes, iterations }) {
   await stopChild(client, 2000)
   await stopChild(load, 2000)
   eld.disable()
+  gcObserver.disconnect()
   clearInterval(cpuTicks)
   await app.close()
   return { subject, config: info.config, routes, populateRequests: reqs.length, populateMs: round(populateMs, 1), formats }

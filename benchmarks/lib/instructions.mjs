@@ -246,6 +246,7 @@ const VALGRIND_ARGS = ['--tool=cachegrind', '--cache-sim=no']
 // schedule (heap growth not tuned to wall-clock allocation rates, which valgrind's slowdown and the
 // machine's load distort): with them the same run repeats within ~0.1% (span-hook 120,717 vs
 // 120,853), without them rounds differed by up to 26%. BENCH_INSTR_NODE_ARGS='' runs without.
+const SEQUENTIAL = process.env.BENCH_INSTR_SEQUENTIAL === '1'
 const NODE_ARGS = (process.env.BENCH_INSTR_NODE_ARGS ?? '--single-threaded --predictable-gc-schedule').split(/\s+/).filter(Boolean)
 
 /** One server run under cachegrind: warm-up, `count` requests, shutdown; its instruction total. */
@@ -320,8 +321,10 @@ export async function runInstructions (opts, log = console.error) {
       const order = names.map((_, i) => names[(i + r) % names.length])
       for (const n of order) {
         if (unavailable.has(n)) continue
-        // Both counts at once, one per core: instruction counts do not depend on the load.
-        const points = await Promise.all(counts.map((count) => countOnce(n, count, { warmup: opts.instrWarmup, paths, load, dir, tag: `${n}-r${r + 1}-n${count}`, nodeArgs: NODE_ARGS })))
+        // Both counts at once, one per core (BENCH_INSTR_SEQUENTIAL=1: one after the other, which
+        // takes twice as long and showed the same occasional extra instructions).
+        const run = (count) => countOnce(n, count, { warmup: opts.instrWarmup, paths, load, dir, tag: `${n}-r${r + 1}-n${count}`, nodeArgs: NODE_ARGS })
+        const points = SEQUENTIAL ? [await run(counts[0]), await run(counts[1])] : await Promise.all(counts.map(run))
         const failed = points.find((p) => !p.ok) ?? null
         if (failed) {
           log(`[instructions] round ${r + 1} ${n}: FAILED: ${failed.error}`)
