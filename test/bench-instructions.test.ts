@@ -104,6 +104,20 @@ t.test('additive noise: the lowest run per request count gives the figure', asyn
   t.equal(lowestPoints([{ round: 1, ok: false, points: [] }]), null)
 })
 
+t.test('a lowest total is confirmed by a second run of the same count', async (t) => {
+  const { confirmed } = await import(INSTR)
+  const clean = round(1, 60_000)
+  const alsoClean = round(2, 60_000)
+  alsoClean.points[0].instructions += 5e6 // 0.15% more: the same clean level
+  const hit = round(3, 60_000)
+  hit.points[1].instructions += 170e6
+  t.equal(confirmed([clean]), false, 'one round confirms nothing')
+  t.equal(confirmed([clean, alsoClean]), true)
+  t.equal(confirmed([clean, hit]), false, 'the large count\'s lowest total was seen once')
+  t.equal(confirmed([hit, clean, alsoClean]), true, 'a third round confirms it')
+  t.equal(confirmed([clean, { round: 2, ok: false, points: [] }]), false, 'failed rounds do not count')
+})
+
 t.test('targets judged on instructions, and the Markdown', async (t) => {
   const { summarizeInstructions, evaluateInstructionTargets } = await import(INSTR)
   const { evaluateTargets, renderMarkdown } = await import(REPORT)
