@@ -110,11 +110,16 @@ export function spreadOf (xs) {
  * agreed within 0.03%), never fewer, so the lowest total per count is the clean one.
  */
 export function lowestPoints (rounds) {
-  const ok = rounds.filter((r) => r.ok && r.points?.length === 2)
-  if (ok.length === 0) return null
-  const byCount = [0, 1].map((i) => ok.map((r) => r.points[i]))
-  if (byCount.some((ps) => ps.some((p) => p.requests !== ps[0].requests))) return null
+  const byCount = runsByCount(rounds)
+  if (byCount === null || byCount[0].length === 0) return null
   return byCount.map((ps) => ps.reduce((a, b) => (b.instructions < a.instructions ? b : a)))
+}
+
+/** The good rounds' runs, grouped by request count ([small runs, large runs]); null if the rounds served different numbers of requests. */
+function runsByCount (rounds) {
+  const ok = rounds.filter((r) => r.ok && r.points?.length === 2)
+  const byCount = [0, 1].map((i) => ok.map((r) => r.points[i]))
+  return byCount.some((ps) => ps.some((p) => p.requests !== ps[0].requests)) ? null : byCount
 }
 
 /** A lowest total is confirmed by another run of the same request count within this share of it. */
@@ -128,10 +133,10 @@ export const INSTR_MAX_ROUNDS = 5
  * per count that the extra instructions missed, not on the least hit of several hit ones.
  */
 export function confirmed (rounds) {
-  const ok = rounds.filter((r) => r.ok && r.points?.length === 2)
-  if (ok.length < 2) return false
-  return [0, 1].every((i) => {
-    const xs = ok.map((r) => r.points[i].instructions).sort((a, b) => a - b)
+  const byCount = runsByCount(rounds)
+  if (byCount === null || byCount[0].length < 2) return false
+  return byCount.every((ps) => {
+    const xs = ps.map((p) => p.instructions).sort((a, b) => a - b)
     return xs[1] - xs[0] <= CONFIRM_WITHIN * xs[0]
   })
 }
