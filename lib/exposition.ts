@@ -10,6 +10,7 @@ import type { PromRegistry } from './options'
 import { SeriesGauge, SeriesHistogram } from './instruments'
 import { header, renderGauge, renderGeneric } from './exposition-format'
 import { planHistogram, renderRun } from './exposition-cache'
+import { defaultLabelsOf } from './default-labels'
 import type { HistogramPlan } from './exposition-cache'
 
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
@@ -63,12 +64,12 @@ const SLICE_BYTES = 64 * 1024
 const SLICE_MS = 2
 
 async function prepare (registry: PromRegistry, openMetrics: boolean): Promise<Plan> {
-  // Registry default labels are kept privately by both clients; read them where they are.
-  const rawDefaults = (registry as unknown as { _defaultLabels?: Record<string, unknown> })._defaultLabels
-  const defaults = rawDefaults !== undefined && Object.keys(rawDefaults).length > 0 ? rawDefaults : null
+  const metrics = registry.getMetricsAsArray()
+  const probe = metrics.find((m) => m instanceof SeriesHistogram || m instanceof SeriesGauge)
+  const defaults = probe === undefined ? null : await defaultLabelsOf(registry, probe)
   const parts: Plan['parts'] = []
   let since = performance.now()
-  for (const metric of registry.getMetricsAsArray()) {
+  for (const metric of metrics) {
     // Dozens of default metrics, each get() a little work: not all of it in one turn either.
     if (performance.now() - since >= SLICE_MS) {
       await setImmediate()

@@ -62,6 +62,8 @@ export class SeriesHistogram {
   readonly aggregator = 'sum'
   readonly series = new Map<string, HistogramSeries>()
   enableExemplars = false
+  /** Set while lib/default-labels.ts asks the registry to render its probe sample. */
+  probing = false
 
   constructor (readonly name: string, readonly help: string, readonly labelNames: readonly string[], readonly upperBounds: readonly number[]) {}
 
@@ -91,6 +93,7 @@ export class SeriesHistogram {
 
   /** prom-client's metric.get() shape, so any registry can render this metric. */
   async get (): Promise<{ name: string, help: string, type: string, aggregator: string, values: any[] }> {
+    if (this.probing) return probeSample(this)
     const values: any[] = []
     const bucket = this.name + '_bucket'
     for (const s of this.series.values()) {
@@ -115,6 +118,8 @@ export class SeriesGauge {
   readonly type = 'gauge'
   readonly aggregator = 'sum'
   readonly series = new Map<string, GaugeSeries>()
+  /** Set while lib/default-labels.ts asks the registry to render its probe sample. */
+  probing = false
 
   constructor (readonly name: string, readonly help: string, readonly labelName: string) {}
 
@@ -132,8 +137,15 @@ export class SeriesGauge {
   }
 
   async get (): Promise<{ name: string, help: string, type: string, aggregator: string, values: any[] }> {
+    if (this.probing) return probeSample(this)
     const values: any[] = []
     for (const s of this.series.values()) values.push({ labels: { ...s.labels }, value: s.value })
     return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values }
   }
+}
+
+/** One sample without labels: rendered by the registry, it carries just the default labels. */
+function probeSample (m: SeriesHistogram | SeriesGauge): { name: string, help: string, type: string, aggregator: string, values: any[] } {
+  m.probing = false
+  return { name: m.name, help: m.help, type: 'gauge', aggregator: m.aggregator, values: [{ labels: {}, value: 0 }] }
 }

@@ -15,6 +15,7 @@ export interface PromClientModule {
 export interface PromRegistry {
   registerMetric (metric: any): void
   getSingleMetric (name: string): any
+  getSingleMetricAsString (name: string): Promise<string>
   removeSingleMetric (name: string): void
   getMetricsAsArray (): any[]
   getMetricsAsJSON (): Promise<any[]>

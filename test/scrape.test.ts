@@ -166,3 +166,46 @@ t.test('HEAD /metrics answers the headers only', async (t) => {
   t.equal(res.body, '')
   t.equal((await app.inject('/metrics')).body, await app.metrics.render())
 })
+
+t.test('registry default labels are read through the public API: escaped values, changes between scrapes', async (t) => {
+  const registry = new client.Registry()
+  const h = new SeriesHistogram('d_seconds', 'D.', ['route'], [0.1, 1])
+  registry.registerMetric(h as any)
+  h.seriesFor(['/a']).observe(0.5)
+  t.equal(await render(registry as any, false), await independentRender(registry, false), 'none set')
+  const tricky = { pod: 'p "1"', path: 'C:\\tmp', note: 'two\nlines' }
+  registry.setDefaultLabels(tricky)
+  const text = await render(registry as any, false)
+  t.match(text, 'd_seconds_count{route="/a",pod="p \\"1\\"",path="C:\\\\tmp",note="two\\nlines"} 1\n', 'escaped as the client escapes them')
+  t.equal(text, await independentRender(registry, false, tricky))
+  // Changed in place (the client keeps the caller's object): the cached lines follow.
+  ;(tricky as Record<string, string>).pod = 'p2'
+  t.match(await render(registry as any, false), 'd_seconds_count{route="/a",pod="p2",')
+  registry.setDefaultLabels({})
+  t.equal(await render(registry as any, false), await independentRender(registry, false), 'cleared')
+})
+
+t.test('default labels of a registry that keeps them private are still applied', async (t) => {
+  // Duck-typed like both clients' Registry, with the defaults in a true private field: only
+  // getSingleMetricAsString (public in both) reveals them.
+  class PrivateRegistry {
+    readonly contentType = 'text/plain; version=0.0.4; charset=utf-8'
+    readonly #metrics = new Map<string, any>()
+    readonly #defaults = { region: 'eu' }
+    registerMetric (m: any): void { this.#metrics.set(m.name, m) }
+    getSingleMetric (name: string): any { return this.#metrics.get(name) }
+    removeSingleMetric (name: string): void { this.#metrics.delete(name) }
+    getMetricsAsArray (): any[] { return [...this.#metrics.values()] }
+    async getMetricsAsJSON (): Promise<any[]> { return [] }
+    async metrics (): Promise<string> { return '' }
+    async getSingleMetricAsString (name: string): Promise<string> {
+      const m = await this.#metrics.get(name).get()
+      return m.values.map((v: any) => `${m.name}{${Object.entries({ ...v.labels, ...this.#defaults }).map(([k, x]) => `${k}="${String(x)}"`).join(',')}} ${String(v.value)}`).join('\n')
+    }
+  }
+  const registry = new PrivateRegistry()
+  const g = new SeriesGauge('inflight', 'In flight.', 'method')
+  registry.registerMetric(g)
+  g.seriesFor('GET').value = 2
+  t.equal(await render(registry as any, false), '# HELP inflight In flight.\n# TYPE inflight gauge\ninflight{method="GET",region="eu"} 2\n')
+})
