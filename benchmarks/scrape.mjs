@@ -40,6 +40,8 @@ const LIGHT_PATH = '/__light'
 const GAP_MS = 200
 const ELD_RESOLUTION_MS = 1
 
+/** PerformanceEntry detail.kind of a 'gc' entry (perf_hooks constants NODE_PERFORMANCE_GC_*). */
+const GC_KINDS = { 1: 'minor', 4: 'major', 8: 'incremental', 16: 'weakcb' }
 const nowMs = () => Number(process.hrtime.bigint()) / 1e6
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 const overlaps = (a0, a1, windows) => windows.some(([w0, w1]) => a0 <= w1 && a1 >= w0)
@@ -112,10 +114,11 @@ async function measureSubject ({ subject, routes, iterations }) {
   const gcs = []
   const perfToNow = nowMs() - performance.now()
   const gcObserver = new PerformanceObserver((list) => {
-    for (const e of list.getEntries()) gcs.push([e.startTime + perfToNow, e.startTime + perfToNow + e.duration, e.duration])
+    for (const e of list.getEntries()) gcs.push([e.startTime + perfToNow, e.startTime + perfToNow + e.duration, e.duration, GC_KINDS[e.detail?.kind] ?? String(e.detail?.kind)])
   })
   gcObserver.observe({ entryTypes: ['gc'] })
   const longestGc = ([w0, w1]) => gcs.reduce((m, [g0, g1, d]) => (g0 <= w1 && g1 >= w0 ? Math.max(m, d) : m), 0)
+  const gcKindsIn = ([w0, w1]) => [...new Set(gcs.filter(([g0, g1]) => g0 <= w1 && g1 >= w0).map((g) => g[3]))].join('+')
   /** One scrape over HTTP, with the longest event-loop stall of the server while it ran. */
   const scrapeWatched = async (url, accept) => {
     eld.reset()
@@ -125,7 +128,7 @@ async function measureSubject ({ subject, routes, iterations }) {
     const s1 = nowMs()
     // A stall that ended just before the reply is recorded at the timer's next tick.
     await sleep(2 * ELD_RESOLUTION_MS)
-    return { ...m, blockMs: eld.max / 1e6, blockCpuMs: maxCpuGap, window: [s0, s1], gcMs: longestGc([s0, nowMs()]) }
+    return { ...m, blockMs: eld.max / 1e6, blockCpuMs: maxCpuGap, window: [s0, s1], gcMs: longestGc([s0, nowMs()]), gcKinds: gcKindsIn([s0, nowMs()]) }
   }
 
   // Populate every route x method x status once.
@@ -170,15 +173,18 @@ async function measureSubject ({ subject, routes, iterations }) {
     const loadedCpuBlocks = []
     const loadedGcs = []
     const gapBlocks = []
+    const gapGcs = []
     for (let k = 0; k < iterations; k++) {
       const t0 = nowMs()
       await touch(50)
       touchWindows.push([t0, nowMs()])
       eld.reset()
+      const g0 = nowMs()
       await sleep(GAP_MS)
       gapBlocks.push(eld.max / 1e6)
-      const { ms, blockMs, blockCpuMs, window, gcMs } = await scrapeWatched(info.endpoint, accept)
-      loadedGcs.push({ blockMs: round(blockMs, 2), gcMs: round(gcMs, 2) })
+      gapGcs.push(longestGc([g0, nowMs()]))
+      const { ms, blockMs, blockCpuMs, window, gcMs, gcKinds } = await scrapeWatched(info.endpoint, accept)
+      loadedGcs.push({ blockMs: round(blockMs, 2), gcMs: round(gcMs, 2), gcKinds })
       loadedTimes.push(ms)
       loadedBlocks.push(blockMs)
       loadedCpuBlocks.push(blockCpuMs)
@@ -249,6 +255,7 @@ async function measureSubject ({ subject, routes, iterations }) {
       blockUnloadedMedianMs: round(median(blocks), 3),
       blockUnloadedMaxMs: round(Math.max(...blocks), 3),
       blockBetweenScrapesMedianMs: round(median(gapBlocks), 3),
+      blockBetweenScrapesMaxMs: round(Math.max(...gapBlocks), 3),
       // The longest gap between 1 ms ticks in this process's CPU time (user + system, all threads).
       blockCpuClock: typeof process.threadCpuUsage === 'function' ? 'main thread' : 'process',
       blockCpuMedianMs: round(median(loadedCpuBlocks), 3),
@@ -256,6 +263,8 @@ async function measureSubject ({ subject, routes, iterations }) {
       // Per loaded scrape: its longest stall and the longest GC pause during it.
       gcPerScrape: loadedGcs,
       gcMaxMs: round(Math.max(...loadedGcs.map((g) => g.gcMs)), 3),
+      // The same between scrapes (the light load and nothing else): GC pauses the scrape did not cause.
+      gcBetweenScrapesMaxMs: round(Math.max(...gapGcs), 3),
       transportBaselineBlockMedianMs: round(median(bb), 3),
       loadedMedianMs: round(median(loadedTimes), 3),
       // Latency of the light load's requests (from their scheduled send time) during and between scrapes.
@@ -292,7 +301,7 @@ export async function runScrape (opts, log = console.error) {
     else {
       for (const [f, x] of Object.entries(r.formats)) {
         log(`[scrape] ${subject.padEnd(16)} ${f.padEnd(12)} over HTTP median ${x.medianMs} ms  p90 ${x.p90Ms} ms  app.inject ${x.injectMedianMs} ms  render ${x.renderMedianMs ?? '–'} ms  same bytes from a plain route ${x.transportBaselineMs} ms  ${x.samples} samples  ${x.bytes} B  (${x.contentType})`)
-        log(`[scrape] ${subject.padEnd(16)} ${f.padEnd(12)} loop stall per scrape under ${x.light.rate} req/s: median ${x.blockMedianMs} ms  worst ${x.blockMaxMs} ms (CPU ${x.blockCpuMedianMs}/${x.blockCpuMaxMs} ms, unloaded ${x.blockUnloadedMedianMs}/${x.blockUnloadedMaxMs} ms, between scrapes ${x.blockBetweenScrapesMedianMs} ms, plain route ${x.transportBaselineBlockMedianMs} ms)  light p99 during ${x.light.during.p99Ms} ms (${x.light.during.requests}) vs between ${x.light.between.p99Ms} ms (${x.light.between.requests}) = ${x.light.p99Ratio}x`)
+        log(`[scrape] ${subject.padEnd(16)} ${f.padEnd(12)} loop stall per scrape under ${x.light.rate} req/s: median ${x.blockMedianMs} ms  worst ${x.blockMaxMs} ms (CPU ${x.blockCpuMedianMs}/${x.blockCpuMaxMs} ms, unloaded ${x.blockUnloadedMedianMs}/${x.blockUnloadedMaxMs} ms, between scrapes ${x.blockBetweenScrapesMedianMs}/${x.blockBetweenScrapesMaxMs} ms, plain route ${x.transportBaselineBlockMedianMs} ms)  light p99 during ${x.light.during.p99Ms} ms (${x.light.during.requests}) vs between ${x.light.between.p99Ms} ms (${x.light.between.requests}) = ${x.light.p99Ratio}x`)
       }
     }
   }

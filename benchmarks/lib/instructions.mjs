@@ -12,7 +12,7 @@
 //
 // The pure parts (parsing cachegrind's output, the marginal, the summary, the targets and the
 // Markdown) are exported for the tests; runInstructions() needs valgrind.
-import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs'
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, existsSync } from 'node:fs'
 import { spawnSync } from 'node:child_process'
 import os from 'node:os'
 import path from 'node:path'
@@ -333,8 +333,12 @@ export async function runInstructions (opts, log = console.error) {
   if (!names.includes('bare')) names.unshift('bare')
   const metas = names.map(instrVariantMeta)
   const paths = workloadPaths({ mix: opts.mix })
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-instr-'))
-  const removeDir = () => rmSync(dir, { recursive: true, force: true })
+  // BENCH_INSTR_KEEP_DIR keeps the cachegrind outputs there, for per-function comparisons
+  // (benchmarks/instr-diff.mjs).
+  const keep = process.env.BENCH_INSTR_KEEP_DIR
+  if (keep) mkdirSync(keep, { recursive: true })
+  const dir = keep || mkdtempSync(path.join(os.tmpdir(), 'bench-instr-'))
+  const removeDir = () => { if (!keep) rmSync(dir, { recursive: true, force: true }) }
   process.on('exit', removeDir) // also when the harness is interrupted (SIGINT/SIGTERM exit)
   const variants = {}
   for (const m of metas) variants[m.name] = { description: m.description, kind: m.kind, rounds: [], status: 'ok', error: null }

@@ -1,0 +1,55 @@
+// Where two variants' instructions per request differ, function by function.
+//
+//   BENCH_INSTR_KEEP_DIR=/tmp/cg npm run bench -- --instructions --variants ref-onrequest --rounds 1
+//   node benchmarks/instr-diff.mjs /tmp/cg bare ref-onrequest [--round 1] [--top 25]
+//
+// Reads the kept cachegrind outputs (<variant>-r<round>-n<count>.cgout, two request counts) and
+// prints each function's marginal instructions per request in both variants and the difference.
+// V8's embedded builtins and Node's C++ are named; JIT-compiled JavaScript is one '???' entry.
+import { readFileSync, readdirSync } from 'node:fs'
+import path from 'node:path'
+import { parseArgs } from 'node:util'
+
+const { values, positionals } = parseArgs({ allowPositionals: true, options: { round: { type: 'string', default: '1' }, top: { type: 'string', default: '25' } } })
+const [dir, a, b] = positionals
+if (!dir || !a || !b) {
+  console.error('usage: node benchmarks/instr-diff.mjs DIR VARIANT_A VARIANT_B [--round N] [--top N]')
+  process.exit(2)
+}
+
+/** Instructions per function ('file:function') in one cachegrind output. */
+function perFunction (file) {
+  const out = new Map()
+  let fl = '?'
+  let fn = '?'
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (line.startsWith('fl=')) fl = line.slice(3)
+    else if (line.startsWith('fn=')) fn = line.slice(3)
+    else if (/^\d/.test(line)) {
+      const key = `${path.basename(fl)}:${fn}`
+      out.set(key, (out.get(key) ?? 0) + Number(line.split(' ')[1]))
+    }
+  }
+  return out
+}
+
+/** Marginal instructions per request of each function, from the variant's two request counts. */
+function marginal (variant) {
+  const re = new RegExp(`^${variant}-r${values.round}-n(\\d+)\\.cgout$`)
+  const runs = readdirSync(dir).map((f) => [f, re.exec(f)]).filter(([, m]) => m).map(([f, m]) => [Number(m[1]), perFunction(path.join(dir, f))]).sort((x, y) => x[0] - y[0])
+  if (runs.length < 2) throw new Error(`${variant}: need two request counts of round ${values.round} in ${dir}`)
+  const [[n1, f1], [n2, f2]] = [runs[0], runs[runs.length - 1]]
+  const m = new Map()
+  for (const k of new Set([...f1.keys(), ...f2.keys()])) m.set(k, ((f2.get(k) ?? 0) - (f1.get(k) ?? 0)) / (n2 - n1))
+  return m
+}
+
+const ma = marginal(a)
+const mb = marginal(b)
+const rows = [...new Set([...ma.keys(), ...mb.keys()])].map((k) => [k, ma.get(k) ?? 0, mb.get(k) ?? 0])
+const total = (m) => [...m.values()].reduce((s, v) => s + v, 0)
+console.log(`marginal instructions per request: ${a} ${Math.round(total(ma))}, ${b} ${Math.round(total(mb))}, difference ${Math.round(total(mb) - total(ma))}`)
+console.log(`\n${'difference'.padStart(10)} ${a.padStart(12)} ${b.padStart(12)}  function`)
+for (const [k, x, y] of rows.sort((p, q) => Math.abs(q[2] - q[1]) - Math.abs(p[2] - p[1])).slice(0, Number(values.top))) {
+  console.log(`${Math.round(y - x).toString().padStart(10)} ${Math.round(x).toString().padStart(12)} ${Math.round(y).toString().padStart(12)}  ${k}`)
+}
