@@ -6,11 +6,14 @@
 // Reads the kept cachegrind outputs (<variant>-r<round>-n<count>.cgout, two request counts) and
 // prints each function's marginal instructions per request in both variants and the difference.
 // V8's embedded builtins and Node's C++ are named; JIT-compiled JavaScript is one '???' entry.
+// V8's optimizing compilers are left out of the figure, as in the harness, and summed on a line
+// of their own (--all lists their functions too).
 import { readFileSync, readdirSync } from 'node:fs'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
+import { COMPILER_FN } from './lib/instructions.mjs'
 
-const { values, positionals } = parseArgs({ allowPositionals: true, options: { round: { type: 'string', default: '1' }, top: { type: 'string', default: '25' } } })
+const { values, positionals } = parseArgs({ allowPositionals: true, options: { round: { type: 'string', default: '1' }, top: { type: 'string', default: '25' }, all: { type: 'boolean', default: false } } })
 const [dir, a, b] = positionals
 if (!dir || !a || !b) {
   console.error('usage: node benchmarks/instr-diff.mjs DIR VARIANT_A VARIANT_B [--round N] [--top N]')
@@ -44,11 +47,15 @@ function marginal (variant) {
   return m
 }
 
+const isCompiler = (k) => COMPILER_FN.test(k.slice(0, k.indexOf('(') === -1 ? k.length : k.indexOf('(')))
 const ma = marginal(a)
 const mb = marginal(b)
-const rows = [...new Set([...ma.keys(), ...mb.keys()])].map((k) => [k, ma.get(k) ?? 0, mb.get(k) ?? 0])
-const total = (m) => [...m.values()].reduce((s, v) => s + v, 0)
-console.log(`marginal instructions per request: ${a} ${Math.round(total(ma))}, ${b} ${Math.round(total(mb))}, difference ${Math.round(total(mb) - total(ma))}`)
+const keys = [...new Set([...ma.keys(), ...mb.keys()])]
+const sum = (m, pick) => keys.filter(pick).reduce((s, k) => s + (m.get(k) ?? 0), 0)
+const main = (k) => !isCompiler(k)
+console.log(`marginal instructions per request: ${a} ${Math.round(sum(ma, main))}, ${b} ${Math.round(sum(mb, main))}, difference ${Math.round(sum(mb, main) - sum(ma, main))}`)
+console.log(`V8's optimizing compilers, per request (not in the figure): ${a} ${Math.round(sum(ma, isCompiler))}, ${b} ${Math.round(sum(mb, isCompiler))}`)
+const rows = keys.filter((k) => values.all || main(k)).map((k) => [k, ma.get(k) ?? 0, mb.get(k) ?? 0])
 console.log(`\n${'difference'.padStart(10)} ${a.padStart(12)} ${b.padStart(12)}  function`)
 for (const [k, x, y] of rows.sort((p, q) => Math.abs(q[2] - q[1]) - Math.abs(p[2] - p[1])).slice(0, Number(values.top))) {
   console.log(`${Math.round(y - x).toString().padStart(10)} ${Math.round(x).toString().padStart(12)} ${Math.round(y).toString().padStart(12)}  ${k}`)

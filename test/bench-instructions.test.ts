@@ -31,6 +31,28 @@ function round (r: number, perReq: number, fixed = 3e9) {
   return { round: r, ok: true, perRequest: perReq, fixed, spansPerReq: null, points }
 }
 
+t.test('cachegrind output: the instructions of V8\'s optimizing compilers, by function', async (t) => {
+  const { parseCachegrindOut, compilerInstructions } = await import(INSTR)
+  const text = `events: Ir
+fl=???
+fn=v8::internal::compiler::GraphReducer::ReduceTop()
+0 700
+12 300
+fn=v8::internal::DirectHandle<v8::internal::String> v8::internal::Factory::NewString(v8::internal::compiler::Node*)
+0 50
+fn=v8::internal::maglev::MaglevGraphBuilder::Build()
+0 20
+fn=Builtins_LoadIC
+0 5
+fn=???
+0 4000
+summary: 5075
+`
+  t.equal(compilerInstructions(text), 1020, 'TurboFan and Maglev functions; a compiler type among the arguments does not count')
+  t.equal(parseCachegrindOut(text).compilerIr, 1020)
+  t.equal(compilerInstructions(CG_OUT), 0)
+})
+
 t.test('cachegrind output: the Ir total from the summary line', async (t) => {
   const { parseCachegrindOut } = await import(INSTR)
   t.same(parseCachegrindOut(CG_OUT).events, { Ir: 2531456789 })

@@ -75,7 +75,36 @@ export function parseCachegrindOut (text) {
   const events = {}
   names.forEach((n, i) => { events[n] = values[i] ?? 0 })
   if (!Number.isFinite(events.Ir)) throw new Error('cachegrind output has no Ir total')
-  return { events }
+  return { events, compilerIr: compilerInstructions(text) }
+}
+
+/**
+ * V8's optimizing compilers (TurboFan, with Turboshaft, and Maglev): a function whose qualified
+ * name is in their namespaces.
+ */
+export const COMPILER_FN = /v8::internal::(compiler|maglev)::/
+
+/**
+ * Instructions spent in V8's optimizing compilers, from the per-function lines of a cachegrind
+ * output (`fn=` then `line Ir` rows). A normal process compiles on background threads, off the
+ * event loop; the servers run --single-threaded (for repeatable counts), which puts that work on
+ * the main thread, and on Node 24 it went on through the counted requests (41,000 of bare's
+ * 105,000 instructions per request, against 1,500 on Node 20): counted per request, it was
+ * warm-up, not the request's cost.
+ */
+export function compilerInstructions (text) {
+  let inCompiler = false
+  let sum = 0
+  for (const line of text.split('\n')) {
+    if (line.startsWith('fn=')) {
+      const name = line.slice(3)
+      const paren = name.indexOf('(')
+      inCompiler = COMPILER_FN.test(paren === -1 ? name : name.slice(0, paren))
+    } else if (inCompiler && line.charCodeAt(0) >= 48 && line.charCodeAt(0) <= 57) {
+      sum += Number(line.slice(line.indexOf(' ') + 1).split(' ')[0])
+    }
+  }
+  return sum
 }
 
 /**
@@ -157,6 +186,8 @@ export function summarizeInstructions (variants) {
     v.spread = round(s.spread, 4)
     v.roundsOk = s.n
     v.confirmed = confirmed(v.rounds)
+    const jit = v.rounds.filter((r) => r.ok && r.compilerPerRequest != null).map((r) => r.compilerPerRequest)
+    v.compilerPerRequest = jit.length ? round(median(jit), 0) : null
     const spans = v.rounds.filter((r) => r.ok && r.spansPerReq != null).map((r) => r.spansPerReq)
     v.spansPerReq = spans.length ? round(median(spans), 3) : null
     if (v.status === 'ok' && s.n === 0) v.status = 'failed'
@@ -214,12 +245,12 @@ export function instructionsTable (results) {
   const cpu = results.throughput?.variants ?? results.cpuReference?.variants ?? {}
   const targets = new Map(INSTR_TARGETS.map((t) => [t.variant, t]))
   const rows = [
-    '| Variant | Instructions/req | Spread (min – max) | Efficiency (bare ÷ variant) | Over bare | vs floor | CPU µs/req | CPU efficiency | Spans/req | Target (instructions) |',
-    '| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- |'
+    '| Variant | Instructions/req | Spread (min – max) | Efficiency (bare ÷ variant) | Over bare | vs floor | JIT compilers/req | CPU µs/req | CPU efficiency | Spans/req | Target (instructions) |',
+    '| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- |'
   ]
   for (const [name, v] of Object.entries(ins.variants)) {
     if (v.perRequest == null) {
-      rows.push(`| \`${name}\` | ${v.status}: ${String(v.error ?? '').replace(/\|/g, '\\|').slice(0, 100)} | | | | | | | | |`)
+      rows.push(`| \`${name}\` | ${v.status}: ${String(v.error ?? '').replace(/\|/g, '\\|').slice(0, 100)} | | | | | | | | | |`)
       continue
     }
     const r = v.ratios ?? {}
@@ -233,7 +264,7 @@ export function instructionsTable (results) {
       target = `${t.min != null ? `≥ ${t.min}` : `≤ ${t.max.toFixed(2)}× floor`} ${met == null ? '–' : met ? '✅' : '❌'}`
     }
     const spread = v.roundsOk > 1 ? `${pct(v.spread)} (${fmtInt(v.min)} – ${fmtInt(v.max)}), ${v.roundsOk} rounds${v.confirmed ? '' : ', **unconfirmed**'}` : '1 round'
-    rows.push(`| \`${name}\` | ${fmtInt(v.perRequest)} | ${spread} | **${fmt(r.efficiency, 3)}** | ${name === 'bare' ? '' : `${r.overBare >= 0 ? '+' : ''}${fmtInt(r.overBare)}`} | ${floor} | ${fmt(c?.median?.cpuPerReqUs)} | ${fmt(c?.ratios?.efficiency)} | ${v.spansPerReq == null ? '–' : fmt(v.spansPerReq, 2)} | ${target} |`)
+    rows.push(`| \`${name}\` | ${fmtInt(v.perRequest)} | ${spread} | **${fmt(r.efficiency, 3)}** | ${name === 'bare' ? '' : `${r.overBare >= 0 ? '+' : ''}${fmtInt(r.overBare)}`} | ${floor} | ${v.compilerPerRequest == null ? '–' : fmtInt(v.compilerPerRequest)} | ${fmt(c?.median?.cpuPerReqUs)} | ${fmt(c?.ratios?.efficiency)} | ${v.spansPerReq == null ? '–' : fmt(v.spansPerReq, 2)} | ${target} |`)
   }
   return rows.join('\n')
 }
@@ -243,7 +274,7 @@ export function renderInstructionsMarkdown (results) {
   if (!ins) return ''
   const o = ins.options
   const lines = []
-  lines.push(`Instructions per request: each variant's server under \`${o.tool}\` (${ins.valgrind ?? 'valgrind ?'}), ${fmtInt(o.warmup)} warm-up requests then ${o.counts.map(fmtInt).join(' or ')} counted requests (autocannon \`amount\`, ${o.connections} connections, ${o.workload}); instructions/req = (I(N2) − I(N1)) ÷ (requests(N2) − requests(N1)), so start-up, warm-up and shutdown cancel. ${o.rounds} round(s); the figure is the marginal of the lowest run per request count over the rounds (the noise only ever adds instructions); a variant gets more rounds, up to ${INSTR_MAX_ROUNDS}, until each count's lowest total is seen twice within ${CONFIRM_WITHIN * 100}% (else it is marked unconfirmed); the spread is (max − min) ÷ median of the rounds' own marginals. Efficiency = bare ÷ variant instructions/req. ${results.throughput ? 'CPU columns: the same run.' : results.cpuReference ? `CPU columns: the published CPU-time run \`${results.cpuReference.file}\` (${results.cpuReference.date?.slice(0, 10)}, ${results.cpuReference.node}, @ ${results.cpuReference.gitCommit ?? '?'}), for comparison.` : 'No CPU-time figures in this run.'}`)
+  lines.push(`Instructions per request: each variant's server under \`${o.tool}\` (${ins.valgrind ?? 'valgrind ?'}), ${fmtInt(o.warmup)} warm-up requests then ${o.counts.map(fmtInt).join(' or ')} counted requests (autocannon \`amount\`, ${o.connections} connections, ${o.workload}); instructions/req = (I(N2) − I(N1)) ÷ (requests(N2) − requests(N1)), so start-up, warm-up and shutdown cancel; I counts the server's instructions outside V8's optimizing compilers (TurboFan, Maglev), whose work a normal process does on background threads and which \`--single-threaded\` puts on the main thread: shown apart as JIT compilers/req. ${o.rounds} round(s); the figure is the marginal of the lowest run per request count over the rounds (the noise only ever adds instructions); a variant gets more rounds, up to ${INSTR_MAX_ROUNDS}, until each count's lowest total is seen twice within ${CONFIRM_WITHIN * 100}% (else it is marked unconfirmed); the spread is (max − min) ÷ median of the rounds' own marginals. Efficiency = bare ÷ variant instructions/req. ${results.throughput ? 'CPU columns: the same run.' : results.cpuReference ? `CPU columns: the published CPU-time run \`${results.cpuReference.file}\` (${results.cpuReference.date?.slice(0, 10)}, ${results.cpuReference.node}, @ ${results.cpuReference.gitCommit ?? '?'}), for comparison.` : 'No CPU-time figures in this run.'}`)
   lines.push('')
   lines.push(instructionsTable(results))
   lines.push('')
@@ -270,9 +301,13 @@ const VALGRIND_ARGS = ['--tool=cachegrind', '--cache-sim=no']
 // (no background compiling or GC threads finishing at timing-dependent points) on a fixed GC
 // schedule (heap growth not tuned to wall-clock allocation rates, which valgrind's slowdown and the
 // machine's load distort): with them the same run repeats within ~0.1% (span-hook 120,717 vs
-// 120,853), without them rounds differed by up to 26%. BENCH_INSTR_NODE_ARGS='' runs without.
+// 120,853), without them rounds differed by up to 26%. Fixed random and hash seeds: V8 draws its
+// hash seeds at start-up with a primality search of random length (5.5-15.6 M instructions for
+// `node -e 1`, 6.0 vs 15.6 M in two server runs), and string hashes, hence hash-table probing,
+// follow the seed; with both fixed, `node -e 1` repeats within 300 instructions of 510 M.
+// BENCH_INSTR_NODE_ARGS='' runs without any.
 const SEQUENTIAL = process.env.BENCH_INSTR_SEQUENTIAL === '1'
-const NODE_ARGS = (process.env.BENCH_INSTR_NODE_ARGS ?? '--single-threaded --predictable-gc-schedule').split(/\s+/).filter(Boolean)
+const NODE_ARGS = (process.env.BENCH_INSTR_NODE_ARGS ?? '--single-threaded --predictable-gc-schedule --random-seed=1 --hash-seed=1').split(/\s+/).filter(Boolean)
 
 /** One server run under cachegrind: warm-up, `count` requests, shutdown; its instruction total. */
 async function countOnce (name, count, { warmup, paths, load, dir, tag, nodeArgs = [] }) {
@@ -301,7 +336,7 @@ async function countOnce (name, count, { warmup, paths, load, dir, tag, nodeArgs
     const wallS = (Date.now() - t0) / 1000
     if (exit.code !== 0) return { ok: false, error: `server exited with ${exit.code ?? exit.signal} (valgrind log ${logFile})` }
     if (!existsSync(outFile)) return { ok: false, error: `no cachegrind output (${outFile})` }
-    const { events } = parseCachegrindOut(readFileSync(outFile, 'utf8'))
+    const { events, compilerIr } = parseCachegrindOut(readFileSync(outFile, 'utf8'))
     const errors = (w ? w.errors + w.timeouts + w.non2xx : 0) + ac.errors + ac.timeouts + ac.non2xx
     return {
       ok: errors === 0,
@@ -309,7 +344,9 @@ async function countOnce (name, count, { warmup, paths, load, dir, tag, nodeArgs
       count,
       requests: s.requests,
       clientRequests: (w?.requests ?? 0) + ac.requests,
-      instructions: events.Ir,
+      // The figure: the server's instructions without the optimizing compilers' (see compilerInstructions).
+      instructions: events.Ir - compilerIr,
+      compilerInstructions: compilerIr,
       spans: s.spansExported,
       wallS: round(wallS, 1)
     }
@@ -365,8 +402,9 @@ export async function runInstructions (opts, log = console.error) {
       const [a, b] = points
       const { perRequest, fixed } = marginalPerRequest(a, b)
       const spansPerReq = a.spans == null || b.spans == null ? null : round((b.spans - a.spans) / (b.requests - a.requests), 3)
-      variants[n].rounds.push({ round: r + 1, ok: true, perRequest: round(perRequest, 1), fixed: Math.round(fixed), spansPerReq, points })
-      log(`[instructions] round ${r + 1} ${n.padEnd(28)} ${Math.round(perRequest).toLocaleString('en-US').padStart(9)} instructions/req  (fixed ${(fixed / 1e6).toFixed(0)} M; ${points.map((p) => `${p.requests} req ${p.wallS} s`).join(', ')}; ${((Date.now() - started) / 1000).toFixed(0)} s so far)`)
+      const compilerPerRequest = round((b.compilerInstructions - a.compilerInstructions) / (b.requests - a.requests), 1)
+      variants[n].rounds.push({ round: r + 1, ok: true, perRequest: round(perRequest, 1), compilerPerRequest, fixed: Math.round(fixed), spansPerReq, points })
+      log(`[instructions] round ${r + 1} ${n.padEnd(28)} ${Math.round(perRequest).toLocaleString('en-US').padStart(9)} instructions/req, +${Math.round(compilerPerRequest).toLocaleString('en-US')} in the JIT compilers  (fixed ${(fixed / 1e6).toFixed(0)} M; ${points.map((p) => `${p.requests} req ${p.wallS} s`).join(', ')}; ${((Date.now() - started) / 1000).toFixed(0)} s so far)`)
     }
     for (let r = 0; r < opts.instrRounds; r++) {
       for (let i = 0; i < names.length; i++) {
