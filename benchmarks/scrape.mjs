@@ -118,6 +118,7 @@ async function measureSubject ({ subject, routes, iterations }) {
   })
   gcObserver.observe({ entryTypes: ['gc'] })
   const longestGc = ([w0, w1]) => gcs.reduce((m, [g0, g1, d]) => (g0 <= w1 && g1 >= w0 ? Math.max(m, d) : m), 0)
+  const gcTotal = ([w0, w1]) => gcs.reduce((m, [g0, g1, d]) => (g0 <= w1 && g1 >= w0 ? m + d : m), 0)
   const gcKindsIn = ([w0, w1]) => [...new Set(gcs.filter(([g0, g1]) => g0 <= w1 && g1 >= w0).map((g) => g[3]))].join('+')
   /** One scrape over HTTP, with the longest event-loop stall of the server while it ran. */
   const scrapeWatched = async (url, accept) => {
@@ -128,7 +129,7 @@ async function measureSubject ({ subject, routes, iterations }) {
     const s1 = nowMs()
     // A stall that ended just before the reply is recorded at the timer's next tick.
     await sleep(2 * ELD_RESOLUTION_MS)
-    return { ...m, blockMs: eld.max / 1e6, blockCpuMs: maxCpuGap, window: [s0, s1], gcMs: longestGc([s0, nowMs()]), gcKinds: gcKindsIn([s0, nowMs()]) }
+    return { ...m, blockMs: eld.max / 1e6, blockCpuMs: maxCpuGap, window: [s0, s1], gcMs: longestGc([s0, nowMs()]), gcTotalMs: gcTotal([s0, nowMs()]), gcKinds: gcKindsIn([s0, nowMs()]) }
   }
 
   // Populate every route x method x status once.
@@ -183,8 +184,8 @@ async function measureSubject ({ subject, routes, iterations }) {
       await sleep(GAP_MS)
       gapBlocks.push(eld.max / 1e6)
       gapGcs.push(longestGc([g0, nowMs()]))
-      const { ms, blockMs, blockCpuMs, window, gcMs, gcKinds } = await scrapeWatched(info.endpoint, accept)
-      loadedGcs.push({ blockMs: round(blockMs, 2), gcMs: round(gcMs, 2), gcKinds })
+      const { ms, blockMs, blockCpuMs, window, gcMs, gcTotalMs, gcKinds } = await scrapeWatched(info.endpoint, accept)
+      loadedGcs.push({ blockMs: round(blockMs, 2), gcMs: round(gcMs, 2), gcTotalMs: round(gcTotalMs, 2), gcKinds })
       loadedTimes.push(ms)
       loadedBlocks.push(blockMs)
       loadedCpuBlocks.push(blockCpuMs)
@@ -197,11 +198,19 @@ async function measureSubject ({ subject, routes, iterations }) {
     // requests touching series (in this process, not a scrape) counts as neither.
     const during = []
     const between = []
+    // The same split for the scrapes no garbage collection ran in, and the gaps none ran in: what
+    // the scrape costs its neighbours by its own work, apart from the process's GC pauses.
+    const quietScrapes = scrapeWindows.filter((w, k) => loadedGcs[k].gcTotalMs === 0)
+    const duringQuiet = []
     for (let i = 0; i < samples.at.length; i++) {
       const a0 = samples.at[i]
       const a1 = a0 + samples.ms[i]
-      if (overlaps(a0, a1, scrapeWindows)) during.push(samples.ms[i])
-      else if (!overlaps(a0, a1, touchWindows)) between.push(samples.ms[i])
+      if (overlaps(a0, a1, scrapeWindows)) {
+        during.push(samples.ms[i])
+        if (overlaps(a0, a1, quietScrapes)) duringQuiet.push(samples.ms[i])
+      } else if (!overlaps(a0, a1, touchWindows)) {
+        between.push(samples.ms[i])
+      }
     }
     const duringP99 = percentile(during, 99)
     const betweenP99 = percentile(between, 99)
@@ -274,7 +283,8 @@ async function measureSubject ({ subject, routes, iterations }) {
         errors: samples.errors,
         during: { requests: during.length, p50Ms: round(median(during), 3), p99Ms: round(duringP99, 3), maxMs: round(during.length ? Math.max(...during) : null, 3) },
         between: { requests: between.length, p50Ms: round(median(between), 3), p99Ms: round(betweenP99, 3), maxMs: round(between.length ? Math.max(...between) : null, 3) },
-        p99Ratio: duringP99 != null && betweenP99 ? round(duringP99 / betweenP99, 3) : null
+        p99Ratio: duringP99 != null && betweenP99 ? round(duringP99 / betweenP99, 3) : null,
+        duringNoGc: { scrapes: quietScrapes.length, requests: duringQuiet.length, p99Ms: round(percentile(duringQuiet, 99), 3) }
       },
       bytes: Buffer.byteLength(res.body),
       samples: countSamples(res.body),

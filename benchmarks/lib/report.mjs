@@ -105,14 +105,17 @@ export function scrapeStallTable (results) {
   const s = results.scrape
   if (!s) return ''
   const rows = [
-    '| Subject | Format | Loop stall per scrape, median ms | worst ms | CPU-time stall, median ms | Stall unloaded, median ms | Between scrapes, median ms | Plain route, median ms | Light p99 during ms | Light p99 between ms | Ratio | Requests during / between |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |'
+    '| Subject | Format | Loop stall per scrape, median ms | worst ms | worst without a GC in it, ms (scrapes with a GC) | CPU-time stall, median ms | Stall unloaded, median ms | Between scrapes, median / worst ms | Longest GC between scrapes, ms | Plain route, median ms | Light p99 during ms | Light p99 between ms | Ratio | Light p99 during GC-free scrapes, ms (ratio) | Requests during / between |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |'
   ]
   for (const [name, x] of Object.entries(s.subjects)) {
     if (!x.ok) continue
     for (const [f, y] of Object.entries(x.formats)) {
       if (!y.light) continue
-      rows.push(`| ${name} | ${f} | ${fmt(y.blockMedianMs)} | ${fmt(y.blockMaxMs)} | ${fmt(y.blockCpuMedianMs)} | ${fmt(y.blockUnloadedMedianMs)} | ${fmt(y.blockBetweenScrapesMedianMs)} | ${fmt(y.transportBaselineBlockMedianMs)} | ${fmt(y.light.during.p99Ms)} | ${fmt(y.light.between.p99Ms)} | ${fmt(y.light.p99Ratio)} | ${fmtInt(y.light.during.requests)} / ${fmtInt(y.light.between.requests)} |`)
+      const noGc = (y.gcPerScrape ?? []).filter((g) => (g.gcTotalMs ?? g.gcMs) === 0)
+      const withGc = (y.gcPerScrape ?? []).length - noGc.length
+      const noGcWorst = y.gcPerScrape ? `${noGc.length ? fmt(Math.max(...noGc.map((g) => g.blockMs))) : '–'} (${withGc} of ${y.gcPerScrape.length})` : '–'
+      rows.push(`| ${name} | ${f} | ${fmt(y.blockMedianMs)} | ${fmt(y.blockMaxMs)} | ${noGcWorst} | ${fmt(y.blockCpuMedianMs)} | ${fmt(y.blockUnloadedMedianMs)} | ${fmt(y.blockBetweenScrapesMedianMs)}${y.blockBetweenScrapesMaxMs == null ? '' : ` / ${fmt(y.blockBetweenScrapesMaxMs)}`} | ${y.gcBetweenScrapesMaxMs == null ? '–' : fmt(y.gcBetweenScrapesMaxMs)} | ${fmt(y.transportBaselineBlockMedianMs)} | ${fmt(y.light.during.p99Ms)} | ${fmt(y.light.between.p99Ms)} | ${fmt(y.light.p99Ratio)} | ${y.light.duringNoGc?.p99Ms == null ? '–' : `${fmt(y.light.duringNoGc.p99Ms)} (${fmt(y.light.duringNoGc.p99Ms / y.light.between.p99Ms)})`} | ${fmtInt(y.light.during.requests)} / ${fmtInt(y.light.between.requests)} |`)
     }
   }
   return rows.length > 2 ? rows.join('\n') : ''
