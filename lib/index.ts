@@ -1,7 +1,8 @@
 // The plugin: wires options, route policy, metrics, tracing and exposition together.
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { resolveOptions, ObservabilityOptionError, DEFAULT_BUCKETS } from './options'
+import { resolveOptions, DEFAULT_BUCKETS } from './options'
+import { ObservabilityOptionError, AlreadyRegisteredError } from './errors'
 import type { ObservabilityOptions, MetricsOptions, TracingOptions, PromRegistry, PromClientModule, CustomLabelFn } from './options'
 import { createRoutePolicy } from './route-policy'
 import { createRouteStates } from './route-state'
@@ -37,7 +38,16 @@ declare module 'fastify' {
   }
 }
 
+/** Marks an instance (and, through inheritance, its children) as observed by this plugin. */
+const kRegistered = Symbol('fastify-observability.registered')
+
 function observability (fastify: FastifyInstance, opts: ObservabilityOptions, done: (err?: Error) => void): void {
+  // A second registration would observe each request twice (and clash on decorators).
+  if (fastify.hasDecorator(kRegistered)) {
+    done(new AlreadyRegisteredError())
+    return
+  }
+  fastify.decorate(kRegistered, true)
   let options
   try {
     options = resolveOptions(opts)

@@ -1,6 +1,7 @@
 // Option types, defaults and validation. Everything is resolved once at register time;
 // the hot path only ever reads the frozen ResolvedOptions.
 import picomatch from 'picomatch'
+import { ObservabilityOptionError } from './errors'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { TracerProvider, Span } from '@opentelemetry/api'
 
@@ -100,22 +101,6 @@ const TOP_KEYS = ['include', 'exclude', 'metrics', 'tracing', 'prefix', 'logLeve
 const METRICS_KEYS = ['endpoint', 'prefix', 'buckets', 'groupStatusCodes', 'customLabels', 'defaultMetrics', 'registry', 'client']
 const TRACING_KEYS = ['tracerProvider', 'requestHook', 'captureQuery']
 
-export class ObservabilityOptionError extends Error {
-  constructor (option: string, value: unknown, expected: string) {
-    super(`fastify-observability: option "${option}" ${expected}, got ${show(value)}`)
-    this.name = 'ObservabilityOptionError'
-  }
-}
-
-function show (value: unknown): string {
-  if (typeof value === 'function') return `function ${value.name || '(anonymous)'}`
-  if (typeof value === 'string') return JSON.stringify(value)
-  try {
-    const s = JSON.stringify(value)
-    if (s !== undefined) return s.length > 120 ? s.slice(0, 117) + '...' : s
-  } catch {}
-  return String(value)
-}
 
 function isPlainObject (value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value)

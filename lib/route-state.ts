@@ -2,7 +2,7 @@
 // time through public route config: `request.routeOptions.config` is the object Fastify keeps
 // for the route, and onRoute may put what it likes in a route's config.
 import type { FastifyRequest, RouteOptions } from 'fastify'
-import { ObservabilityOptionError } from './options'
+import { ObservabilityOptionError } from './errors'
 import type { RoutePolicy, RoutePolicyConfig } from './route-policy'
 import type { HttpMetrics, RouteMetrics } from './metrics'
 import { RouteTracing } from './tracing'

@@ -77,3 +77,40 @@ t.test('a route config of the wrong type fails when the route is added, naming i
   await app.register(observability, { metrics: { defaultMetrics: false } })
   t.throws(() => app.get('/x', { config: { metrics: 'no' } as any }, async () => 'x'), /config.metrics of route GET \/x" must be a boolean, got "no"/)
 })
+
+t.test('errors carry codes: an invalid option, and a second registration', async (t) => {
+  const bad = Fastify()
+  t.teardown(() => bad.close())
+  const err = await bad.register(observability, { metrics: { buckets: 'x' as any } }).ready().then(() => null, (e: any) => e)
+  t.equal(err?.code, 'FST_OBSERVABILITY_INVALID_OPTION')
+  t.equal(err?.name, 'ObservabilityOptionError')
+  t.ok(err instanceof observability.ObservabilityOptionError)
+  t.match(err?.message, /option "metrics\.buckets"/)
+
+  // Twice in one instance, or once per half: register rejects, naming the plugin; the process lives on.
+  for (const [first, second] of [[{}, {}], [{ metrics: false }, { tracing: false }]] as const) {
+    const app = Fastify()
+    t.teardown(() => app.close())
+    app.register(observability, { ...first, tracing: false, metrics: first.metrics ?? { defaultMetrics: false } } as any)
+    app.register(observability, { ...second, tracing: false, metrics: { defaultMetrics: false } } as any)
+    const e = await app.ready().then(() => null, (x: any) => x)
+    t.equal(e?.code, 'FST_OBSERVABILITY_ALREADY_REGISTERED', `${JSON.stringify(first)} then ${JSON.stringify(second)}`)
+    t.match(e?.message, /fastify-observability is already registered/)
+  }
+
+  // In a child of an instance that has it: the same. In two sibling contexts: fine, each its own.
+  const parent = Fastify()
+  t.teardown(() => parent.close())
+  parent.register(observability, { tracing: false, metrics: { defaultMetrics: false } })
+  parent.register(async (child) => { await child.register(observability, { tracing: false, metrics: { defaultMetrics: false, endpoint: '/m2' } }) })
+  t.equal((await parent.ready().then(() => null, (x: any) => x))?.code, 'FST_OBSERVABILITY_ALREADY_REGISTERED', 'in a child')
+
+  const siblings = Fastify()
+  t.teardown(() => siblings.close())
+  for (const endpoint of ['/a/metrics', '/b/metrics']) {
+    siblings.register(async (child) => { await child.register(observability, { tracing: false, metrics: { defaultMetrics: false, endpoint, prefix: endpoint[1] + '_' } }) })
+  }
+  await siblings.ready()
+  t.equal((await siblings.inject('/a/metrics')).statusCode, 200, 'sibling contexts each have their own')
+  t.equal((await siblings.inject('/b/metrics')).statusCode, 200)
+})
