@@ -16,7 +16,7 @@ import { COMPILER_FN } from './lib/instructions.mjs'
 const { values, positionals } = parseArgs({ allowPositionals: true, options: { round: { type: 'string', default: '1' }, top: { type: 'string', default: '25' }, all: { type: 'boolean', default: false } } })
 const [dir, a, b] = positionals
 if (!dir || !a || !b) {
-  console.error('usage: node benchmarks/instr-diff.mjs DIR VARIANT_A VARIANT_B [--round N] [--top N]')
+  console.error('usage: node benchmarks/instr-diff.mjs DIR VARIANT_A VARIANT_B [--round N] [--top N] [--all]')
   process.exit(2)
 }
 

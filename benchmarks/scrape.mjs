@@ -129,8 +129,11 @@ async function measureSubject ({ subject, routes, iterations }) {
     const s1 = nowMs()
     // A stall that ended just before the reply is recorded at the timer's next tick.
     await sleep(2 * ELD_RESOLUTION_MS)
-    return { ...m, blockMs: eld.max / 1e6, blockCpuMs: maxCpuGap, window: [s0, s1], gcMs: longestGc([s0, nowMs()]), gcTotalMs: gcTotal([s0, nowMs()]), gcKinds: gcKindsIn([s0, nowMs()]) }
+    return { ...m, blockMs: eld.max / 1e6, blockCpuMs: maxCpuGap, window: [s0, s1], watched: [s0, nowMs()] }
   }
+  // GC entries reach the observer asynchronously: the pauses of a window are looked up once the
+  // whole series of scrapes is over, not when the window closes.
+  const gcIn = (w) => ({ gcMs: round(longestGc(w), 2), gcTotalMs: round(gcTotal(w), 2), gcKinds: gcKindsIn(w) })
 
   // Populate every route x method x status once.
   const t0 = process.hrtime.bigint()
@@ -172,9 +175,9 @@ async function measureSubject ({ subject, routes, iterations }) {
     const loadedTimes = []
     const loadedBlocks = []
     const loadedCpuBlocks = []
-    const loadedGcs = []
     const gapBlocks = []
-    const gapGcs = []
+    const gapWindows = []
+    const watchedWindows = []
     for (let k = 0; k < iterations; k++) {
       const t0 = nowMs()
       await touch(50)
@@ -183,9 +186,9 @@ async function measureSubject ({ subject, routes, iterations }) {
       const g0 = nowMs()
       await sleep(GAP_MS)
       gapBlocks.push(eld.max / 1e6)
-      gapGcs.push(longestGc([g0, nowMs()]))
-      const { ms, blockMs, blockCpuMs, window, gcMs, gcTotalMs, gcKinds } = await scrapeWatched(info.endpoint, accept)
-      loadedGcs.push({ blockMs: round(blockMs, 2), gcMs: round(gcMs, 2), gcTotalMs: round(gcTotalMs, 2), gcKinds })
+      gapWindows.push([g0, nowMs()])
+      const { ms, blockMs, blockCpuMs, window, watched } = await scrapeWatched(info.endpoint, accept)
+      watchedWindows.push(watched)
       loadedTimes.push(ms)
       loadedBlocks.push(blockMs)
       loadedCpuBlocks.push(blockCpuMs)
@@ -194,6 +197,8 @@ async function measureSubject ({ subject, routes, iterations }) {
     await sleep(GAP_MS)
     load.send({ type: 'stop' })
     const samples = await nextMessage(load, (m) => m?.type === 'samples', 60_000)
+    const gapGcs = gapWindows.map(longestGc)
+    const loadedGcs = watchedWindows.map((w, k) => ({ blockMs: round(loadedBlocks[k], 2), ...gcIn(w) }))
     // A request that overlapped a scrape counts as during; one that overlapped the app.inject
     // requests touching series (in this process, not a scrape) counts as neither.
     const during = []
@@ -201,13 +206,14 @@ async function measureSubject ({ subject, routes, iterations }) {
     // The same split for the scrapes no garbage collection ran in, and the gaps none ran in: what
     // the scrape costs its neighbours by its own work, apart from the process's GC pauses.
     const quietScrapes = scrapeWindows.filter((w, k) => loadedGcs[k].gcTotalMs === 0)
+    const gcScrapes = scrapeWindows.filter((w, k) => loadedGcs[k].gcTotalMs > 0)
     const duringQuiet = []
     for (let i = 0; i < samples.at.length; i++) {
       const a0 = samples.at[i]
       const a1 = a0 + samples.ms[i]
       if (overlaps(a0, a1, scrapeWindows)) {
         during.push(samples.ms[i])
-        if (overlaps(a0, a1, quietScrapes)) duringQuiet.push(samples.ms[i])
+        if (overlaps(a0, a1, quietScrapes) && !overlaps(a0, a1, gcScrapes)) duringQuiet.push(samples.ms[i])
       } else if (!overlaps(a0, a1, touchWindows)) {
         between.push(samples.ms[i])
       }

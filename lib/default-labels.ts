@@ -6,10 +6,19 @@
 // registry added to it are the default labels.
 import type { PromRegistry } from './options'
 
-/** A metric of the plugin's that can answer get() with the probe sample once. */
+/** The name the probe sample is rendered under: no real sample of any metric has it. */
+export const PROBE_SUFFIX = '_fastify_observability_probe'
+
+/** A metric of the plugin's that answers get() with the probe sample while `probing` is set. */
 export interface Probeable {
   readonly name: string
   probing: boolean
+}
+
+/** What get() returns while probing: one sample without labels, under the probe name. */
+export function probeSample (m: Probeable & { help: string, aggregator: string }): { name: string, help: string, type: string, aggregator: string, values: any[] } {
+  m.probing = false
+  return { name: m.name, help: m.help, type: 'gauge', aggregator: m.aggregator, values: [{ labels: {}, value: 0, metricName: m.name + PROBE_SUFFIX }] }
 }
 
 interface Seen { text: string, labels: Record<string, string> | null }
@@ -22,14 +31,21 @@ const lastSeen = new WeakMap<PromRegistry, Seen>()
 export async function defaultLabelsOf (registry: PromRegistry, probe: Probeable): Promise<Record<string, string> | null> {
   probe.probing = true
   let pending: Promise<string>
+  let consumed: boolean
   try {
-    // Both clients call the metric's get() synchronously here; the flag is reset either way.
+    // Both clients call the metric's get() before their first await; the flag is reset either way,
+    // so no later get() (a user's registry.metrics()) can see the probe.
     pending = registry.getSingleMetricAsString(probe.name)
   } finally {
+    consumed = !probe.probing
     probe.probing = false
   }
   const text = await pending
-  const line = text.split('\n').find((l) => l.startsWith(probe.name + '{') || l.startsWith(probe.name + ' ')) ?? ''
+  const head = probe.name + PROBE_SUFFIX
+  const line = text.split('\n').find((l) => l.startsWith(head + '{') || l.startsWith(head + ' '))
+  if (!consumed || line === undefined) {
+    throw new Error('fastify-observability: the registry did not render the probe sample its default labels are read from (its getSingleMetricAsString must call the metric\'s get() before awaiting, as prom-client\'s and @prometheus-io/client\'s do)')
+  }
   const open = line.indexOf('{')
   const labelText = open === -1 ? '' : line.slice(open + 1, line.lastIndexOf('}'))
   const seen = lastSeen.get(registry)
@@ -39,7 +55,11 @@ export async function defaultLabelsOf (registry: PromRegistry, probe: Probeable)
   return labels
 }
 
-/** `a="x",b="y \"q\""` (the exposition's escaping: \\, \n, \") to { a: 'x', b: 'y "q"' }. */
+/**
+ * `a="x",b="y \"q\""` (the exposition's escaping: \\, \n, \") to { a: 'x', b: 'y "q"' }. The
+ * clients escape string values only: a non-string default label value (an array, say) is read
+ * back as the client wrote it, as far as it parses.
+ */
 export function parseLabels (text: string): Record<string, string> | null {
   const labels: Record<string, string> = {}
   let i = 0

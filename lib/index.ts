@@ -47,7 +47,6 @@ function observability (fastify: FastifyInstance, opts: ObservabilityOptions, do
     done(new AlreadyRegisteredError())
     return
   }
-  fastify.decorate(kRegistered, true)
   let options
   try {
     options = resolveOptions(opts)
@@ -55,6 +54,7 @@ function observability (fastify: FastifyInstance, opts: ObservabilityOptions, do
     done(err as Error)
     return
   }
+  fastify.decorate(kRegistered, true)
   const metrics = options.metrics === false ? null : new HttpMetrics(options.metrics)
   const tracing = options.tracing === false ? null : new Tracing(options.tracing)
   const routes = createRouteStates(createRoutePolicy(options.include, options.exclude), metrics, tracing)

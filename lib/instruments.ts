@@ -4,6 +4,7 @@
 // prom-client and @prometheus-io/client registries consume), but keep their series in plain
 // objects, so a caller can find a series once and then record into it with no label object, no
 // hashing and no validation per call (prom-client's own child.observe() does all three every call).
+import { probeSample } from './default-labels'
 
 export interface Exemplar {
   labelSet: Record<string, string>
@@ -142,10 +143,4 @@ export class SeriesGauge {
     for (const s of this.series.values()) values.push({ labels: { ...s.labels }, value: s.value })
     return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values }
   }
-}
-
-/** One sample without labels: rendered by the registry, it carries just the default labels. */
-function probeSample (m: SeriesHistogram | SeriesGauge): { name: string, help: string, type: string, aggregator: string, values: any[] } {
-  m.probing = false
-  return { name: m.name, help: m.help, type: 'gauge', aggregator: m.aggregator, values: [{ labels: {}, value: 0 }] }
 }

@@ -101,7 +101,6 @@ const TOP_KEYS = ['include', 'exclude', 'metrics', 'tracing', 'prefix', 'logLeve
 const METRICS_KEYS = ['endpoint', 'prefix', 'buckets', 'groupStatusCodes', 'customLabels', 'defaultMetrics', 'registry', 'client']
 const TRACING_KEYS = ['tracerProvider', 'requestHook', 'captureQuery']
 
-
 function isPlainObject (value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value)
 }
@@ -201,7 +200,8 @@ function resolveMetrics (value: unknown): ResolvedMetrics | false {
     throw new ObservabilityOptionError('metrics.defaultMetrics', o.defaultMetrics, 'must be a boolean or a prom-client collectDefaultMetrics config object')
   }
 
-  if (o.registry !== undefined && (o.registry === null || typeof (o.registry as PromRegistry).registerMetric !== 'function' || typeof (o.registry as PromRegistry).getSingleMetric !== 'function')) {
+  const REGISTRY_METHODS = ['registerMetric', 'getSingleMetric', 'getSingleMetricAsString', 'removeSingleMetric', 'getMetricsAsArray'] as const
+  if (o.registry !== undefined && (o.registry === null || typeof o.registry !== 'object' || REGISTRY_METHODS.some((m) => typeof (o.registry as PromRegistry)[m] !== 'function'))) {
     throw new ObservabilityOptionError('metrics.registry', o.registry, 'must be a prom-client Registry')
   }
 

@@ -7,6 +7,7 @@ import { get, type IncomingMessage } from 'node:http'
 import observability from '../lib/index'
 import { render } from '../lib/exposition'
 import { SeriesHistogram, SeriesGauge } from '../lib/instruments'
+import { defaultLabelsOf } from '../lib/default-labels'
 
 const OPENMETRICS = 'application/openmetrics-text; version=1.0.0'
 
@@ -172,17 +173,55 @@ t.test('registry default labels are read through the public API: escaped values,
   const h = new SeriesHistogram('d_seconds', 'D.', ['route'], [0.1, 1])
   registry.registerMetric(h as any)
   h.seriesFor(['/a']).observe(0.5)
-  t.equal(await render(registry as any, false), await independentRender(registry, false), 'none set')
-  const tricky = { pod: 'p "1"', path: 'C:\\tmp', note: 'two\nlines' }
+  const g = new SeriesGauge('inflight', 'In flight.', 'method')
+  registry.registerMetric(g as any)
+  g.seriesFor('GET').value = 3
+  // prom-client's own rendering is the reference: the same lines, but for the position of a
+  // histogram's le label (prom-client puts it before the default labels), so lines are compared
+  // with their labels sorted.
+  const sorted = (text: string): string[] => text.trimEnd().split('\n').map((l) => l.replace(/\{(.*)\} /, (_m, inner: string) => '{' + inner.split(/,(?=[a-z_]+=")/).sort().join(',') + '} ')).sort()
+  const own = async (): Promise<string[]> => sorted(await registry.metrics())
+  t.same(sorted(await render(registry as any, false)), await own(), 'none set')
+  const tricky = { pod: 'p "1"', path: 'C:\\tmp\\', note: 'two\nlines', odd: 'a",b="c}' }
   registry.setDefaultLabels(tricky)
   const text = await render(registry as any, false)
-  t.match(text, 'd_seconds_count{route="/a",pod="p \\"1\\"",path="C:\\\\tmp",note="two\\nlines"} 1\n', 'escaped as the client escapes them')
-  t.equal(text, await independentRender(registry, false, tricky))
+  t.match(text, 'd_seconds_count{route="/a",pod="p \\"1\\"",path="C:\\\\tmp\\\\",note="two\\nlines",odd="a\\",b=\\"c}"} 1\n', 'escaped as the client escapes them')
+  t.same(sorted(text), await own())
+  t.match(text, 'inflight{method="GET",pod="p \\"1\\"",path="C:\\\\tmp\\\\",note="two\\nlines",odd="a\\",b=\\"c}"} 3\n')
   // Changed in place (the client keeps the caller's object): the cached lines follow.
   ;(tricky as Record<string, string>).pod = 'p2'
   t.match(await render(registry as any, false), 'd_seconds_count{route="/a",pod="p2",')
+  t.same(sorted(await render(registry as any, false)), await own())
   registry.setDefaultLabels({})
-  t.equal(await render(registry as any, false), await independentRender(registry, false), 'cleared')
+  t.same(sorted(await render(registry as any, false)), await own(), 'cleared')
+})
+
+t.test('the default labels object keeps its identity while they do not change (the cache keys on it)', async (t) => {
+  const registry = new client.Registry()
+  const h = new SeriesHistogram('d_seconds', 'D.', ['route'], [0.1, 1])
+  registry.registerMetric(h as any)
+  h.seriesFor(['/a']).observe(1)
+  t.equal(await defaultLabelsOf(registry as any, h), null)
+  registry.setDefaultLabels({ pod: 'p1' })
+  const a = await defaultLabelsOf(registry as any, h)
+  t.same(a, { pod: 'p1' })
+  t.equal(await defaultLabelsOf(registry as any, h), a, 'unchanged: the same object')
+  registry.setDefaultLabels({ pod: 'p2' })
+  const b = await defaultLabelsOf(registry as any, h)
+  t.not(b, a, 'changed: a new object')
+  t.same(b, { pod: 'p2' })
+  t.equal(h.probing, false)
+  t.match((await h.get()).values[0], { labels: { route: '/a', le: 0.1 }, metricName: 'd_seconds_bucket' }, 'get() answers the real series again')
+})
+
+t.test('a registry that renders the probe late is a clear error, not wrong labels', async (t) => {
+  const registry = new client.Registry()
+  const g = new SeriesGauge('inflight', 'In flight.', 'method')
+  g.seriesFor('GET').value = 1
+  registry.registerMetric(g as any)
+  const late = Object.create(registry)
+  late.getSingleMetricAsString = async (name: string) => { await null; return registry.getSingleMetricAsString(name) }
+  await t.rejects(render(late, false), /did not render the probe sample/)
 })
 
 t.test('default labels of a registry that keeps them private are still applied', async (t) => {
@@ -200,7 +239,7 @@ t.test('default labels of a registry that keeps them private are still applied',
     async metrics (): Promise<string> { return '' }
     async getSingleMetricAsString (name: string): Promise<string> {
       const m = await this.#metrics.get(name).get()
-      return m.values.map((v: any) => `${m.name}{${Object.entries({ ...v.labels, ...this.#defaults }).map(([k, x]) => `${k}="${String(x)}"`).join(',')}} ${String(v.value)}`).join('\n')
+      return m.values.map((v: any) => `${v.metricName ?? m.name}{${Object.entries({ ...v.labels, ...this.#defaults }).map(([k, x]) => `${k}="${String(x)}"`).join(',')}} ${String(v.value)}`).join('\n')
     }
   }
   const registry = new PrivateRegistry()
