@@ -174,6 +174,15 @@ t.test('targets judged on instructions, and the Markdown', async (t) => {
   t.match(md, /\| `plugin-full-sdk` \| 160,000 \| 1 round \| \*\*0\.500\*\* \| \+80,000 \| 1\.143× `span-hook` \(\+20,000\) \|/, 'row with efficiency and floor')
   t.match(md, /\| `plugin-metrics` \| 81,000 \|.*\| 16\.00 \| 0\.94 \|.*≥ 0\.98 ✅ \|/, 'CPU-time columns from the published run, target met')
   t.match(md, /plugin-full-sdk instructions ≤ 1\.10× span-hook \| 1\.1429 \| ❌/, 'target row')
+
+  // A floor the harness could not confirm (two rounds, far apart) is not judged against.
+  variants['context-with'].rounds = [round(1, 100_000), round(2, 300_000, 4e9)]
+  summarizeInstructions(variants)
+  const again = Object.fromEntries(evaluateInstructionTargets(instructions).map((x: any) => [x.id, x]))
+  t.equal(variants['context-with'].confirmed, false)
+  t.match(again['instructions.plugin-full-sdk-sampled-out.floor'], { met: null, description: /not judged: context-with unconfirmed/ })
+  t.match(again['instructions.plugin-metrics.efficiency'], { met: true }, 'the others still are')
+  t.match(renderMarkdown({ ...results, targets: evaluateTargets(results) }), /`plugin-full-sdk-sampled-out` \|.*not judged \(unconfirmed\) \|/)
 })
 
 // One tiny real run under valgrind. Two start-ups of node under valgrind dominate it: ~75 s on an
