@@ -215,17 +215,20 @@ export function summarizeInstructions (variants) {
   return variants
 }
 
-/** The instruction targets against an instructions section ({ variants }). */
 /**
- * The variants a target's figure rests on (its own, and bare or the floor's) that had several
- * rounds without a confirmed figure. Such a target is not judged: an unconfirmed floor can be far
- * off (context-with 276,806 once, against ~80,000).
+ * A target against its value: met (true/false), or null when there is no value or when a variant
+ * the figure rests on (its own, and bare or the floor's) had several rounds without a confirmed
+ * figure, listed in `unconfirmed`: an unconfirmed floor can be far off (context-with 276,806
+ * once, against ~80,000).
  */
-function unconfirmedFor (variants, t) {
+function judge (variants, t, value) {
   const refs = t.min != null ? ['bare'] : Object.keys(FLOORS[t.variant] ?? {})
-  return [t.variant, ...refs].filter((n) => variants[n] != null && variants[n].roundsOk > 1 && variants[n].confirmed === false)
+  const unconfirmed = [t.variant, ...refs].filter((n) => variants[n] != null && variants[n].roundsOk > 1 && variants[n].confirmed === false)
+  const met = value == null || unconfirmed.length > 0 ? null : t.min != null ? value >= t.min : value <= t.max
+  return { met, unconfirmed }
 }
 
+/** The instruction targets against an instructions section ({ variants }). */
 export function evaluateInstructionTargets (instructions) {
   const out = []
   const v = instructions?.variants ?? {}
@@ -234,8 +237,7 @@ export function evaluateInstructionTargets (instructions) {
     if (!x) continue
     const value = t.min != null ? x.ratios?.efficiency ?? null : x.ratios?.floor ?? null
     const target = t.min ?? t.max
-    const unconfirmed = unconfirmedFor(v, t)
-    const met = value == null || unconfirmed.length > 0 ? null : t.min != null ? value >= t.min : value <= t.max
+    const { met, unconfirmed } = judge(v, t, value)
     out.push({ id: t.id, description: t.description + (unconfirmed.length > 0 ? ` (not judged: ${unconfirmed.join(', ')} unconfirmed)` : ''), target, value, met })
   }
   return out
@@ -272,8 +274,7 @@ export function instructionsTable (results) {
     let target = ''
     if (t) {
       const value = t.min != null ? r.efficiency : r.floor
-      const unconfirmed = unconfirmedFor(ins.variants, t)
-      const met = value == null || unconfirmed.length > 0 ? null : t.min != null ? value >= t.min : value <= t.max
+      const { met, unconfirmed } = judge(ins.variants, t, value)
       target = `${t.min != null ? `≥ ${t.min}` : `≤ ${t.max.toFixed(2)}× floor`} ${unconfirmed.length > 0 ? 'not judged (unconfirmed)' : met == null ? '–' : met ? '✅' : '❌'}`
     }
     const spread = v.roundsOk > 1 ? `${pct(v.spread)} (${fmtInt(v.min)} – ${fmtInt(v.max)}), ${v.roundsOk} rounds${v.confirmed ? '' : ', **unconfirmed**'}` : '1 round'
