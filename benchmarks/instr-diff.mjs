@@ -11,7 +11,7 @@
 import { readFileSync, readdirSync } from 'node:fs'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
-import { COMPILER_FN } from './lib/instructions.mjs'
+import { functionTotals, isCompilerFunction } from './lib/instructions.mjs'
 
 const { values, positionals } = parseArgs({ allowPositionals: true, options: { round: { type: 'string', default: '1' }, top: { type: 'string', default: '25' }, all: { type: 'boolean', default: false } } })
 const [dir, a, b] = positionals
@@ -20,26 +20,10 @@ if (!dir || !a || !b) {
   process.exit(2)
 }
 
-/** Instructions per function ('file:function') in one cachegrind output. */
-function perFunction (file) {
-  const out = new Map()
-  let fl = '?'
-  let fn = '?'
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    if (line.startsWith('fl=')) fl = line.slice(3)
-    else if (line.startsWith('fn=')) fn = line.slice(3)
-    else if (/^\d/.test(line)) {
-      const key = `${path.basename(fl)}:${fn}`
-      out.set(key, (out.get(key) ?? 0) + Number(line.split(' ')[1]))
-    }
-  }
-  return out
-}
-
 /** Marginal instructions per request of each function, from the variant's two request counts. */
 function marginal (variant) {
   const re = new RegExp(`^${variant}-r${values.round}-n(\\d+)\\.cgout$`)
-  const runs = readdirSync(dir).map((f) => [f, re.exec(f)]).filter(([, m]) => m).map(([f, m]) => [Number(m[1]), perFunction(path.join(dir, f))]).sort((x, y) => x[0] - y[0])
+  const runs = readdirSync(dir).map((f) => [f, re.exec(f)]).filter(([, m]) => m).map(([f, m]) => [Number(m[1]), functionTotals(readFileSync(path.join(dir, f), 'utf8'))]).sort((x, y) => x[0] - y[0])
   if (runs.length < 2) throw new Error(`${variant}: need two request counts of round ${values.round} in ${dir}`)
   const [[n1, f1], [n2, f2]] = [runs[0], runs[runs.length - 1]]
   const m = new Map()
@@ -47,14 +31,13 @@ function marginal (variant) {
   return m
 }
 
-const isCompiler = (k) => COMPILER_FN.test(k.slice(0, k.indexOf('(') === -1 ? k.length : k.indexOf('(')))
 const ma = marginal(a)
 const mb = marginal(b)
 const keys = [...new Set([...ma.keys(), ...mb.keys()])]
 const sum = (m, pick) => keys.filter(pick).reduce((s, k) => s + (m.get(k) ?? 0), 0)
-const main = (k) => !isCompiler(k)
+const main = (k) => !isCompilerFunction(k)
 console.log(`marginal instructions per request: ${a} ${Math.round(sum(ma, main))}, ${b} ${Math.round(sum(mb, main))}, difference ${Math.round(sum(mb, main) - sum(ma, main))}`)
-console.log(`V8's optimizing compilers, per request (not in the figure): ${a} ${Math.round(sum(ma, isCompiler))}, ${b} ${Math.round(sum(mb, isCompiler))}`)
+console.log(`V8's optimizing compilers, per request (not in the figure): ${a} ${Math.round(sum(ma, isCompilerFunction))}, ${b} ${Math.round(sum(mb, isCompilerFunction))}`)
 const rows = keys.filter((k) => values.all || main(k)).map((k) => [k, ma.get(k) ?? 0, mb.get(k) ?? 0])
 console.log(`\n${'difference'.padStart(10)} ${a.padStart(12)} ${b.padStart(12)}  function`)
 for (const [k, x, y] of rows.sort((p, q) => Math.abs(q[2] - q[1]) - Math.abs(p[2] - p[1])).slice(0, Number(values.top))) {

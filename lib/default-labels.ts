@@ -7,7 +7,7 @@
 import type { PromRegistry } from './options'
 
 /** The name the probe sample is rendered under: no real sample of any metric has it. */
-export const PROBE_SUFFIX = '_fastify_observability_probe'
+const PROBE_SUFFIX = '_fastify_observability_probe'
 
 /** A metric of the plugin's that answers get() with the probe sample while `probing` is set. */
 export interface Probeable {
@@ -60,7 +60,7 @@ export async function defaultLabelsOf (registry: PromRegistry, probe: Probeable)
  * clients escape string values only: a non-string default label value (an array, say) is read
  * back as the client wrote it, as far as it parses.
  */
-export function parseLabels (text: string): Record<string, string> | null {
+function parseLabels (text: string): Record<string, string> | null {
   const labels: Record<string, string> = {}
   let i = 0
   while (i < text.length) {

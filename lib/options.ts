@@ -100,6 +100,8 @@ const RESERVED_LABELS = new Set(['http_request_method', 'http_route', 'http_resp
 const TOP_KEYS = ['include', 'exclude', 'metrics', 'tracing', 'prefix', 'logLevel', 'logSerializers']
 const METRICS_KEYS = ['endpoint', 'prefix', 'buckets', 'groupStatusCodes', 'customLabels', 'defaultMetrics', 'registry', 'client']
 const TRACING_KEYS = ['tracerProvider', 'requestHook', 'captureQuery']
+/** What the plugin calls on a registry (PromRegistry), checked at register. */
+const REGISTRY_METHODS = ['registerMetric', 'getSingleMetric', 'getSingleMetricAsString', 'removeSingleMetric', 'getMetricsAsArray'] as const
 
 function isPlainObject (value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value)
@@ -200,7 +202,6 @@ function resolveMetrics (value: unknown): ResolvedMetrics | false {
     throw new ObservabilityOptionError('metrics.defaultMetrics', o.defaultMetrics, 'must be a boolean or a prom-client collectDefaultMetrics config object')
   }
 
-  const REGISTRY_METHODS = ['registerMetric', 'getSingleMetric', 'getSingleMetricAsString', 'removeSingleMetric', 'getMetricsAsArray'] as const
   if (o.registry !== undefined && (o.registry === null || typeof o.registry !== 'object' || REGISTRY_METHODS.some((m) => typeof (o.registry as PromRegistry)[m] !== 'function'))) {
     throw new ObservabilityOptionError('metrics.registry', o.registry, 'must be a prom-client Registry')
   }

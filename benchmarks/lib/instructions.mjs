@@ -80,30 +80,36 @@ export function parseCachegrindOut (text) {
 
 /**
  * V8's optimizing compilers (TurboFan, with Turboshaft, and Maglev): a function whose qualified
- * name is in their namespaces.
+ * name (before its parameter list, so a compiler type among the arguments does not count) is in
+ * their namespaces.
  */
-export const COMPILER_FN = /v8::internal::(compiler|maglev)::/
+const COMPILER_FN = /v8::internal::(compiler|maglev)::/
+export function isCompilerFunction (name) {
+  const paren = name.indexOf('(')
+  return COMPILER_FN.test(paren === -1 ? name : name.slice(0, paren))
+}
+
+/** Instructions per function name, from the per-function lines of a cachegrind output (`fn=` then `line Ir` rows). */
+export function functionTotals (text) {
+  const out = new Map()
+  let fn = '?'
+  for (const line of text.split('\n')) {
+    if (line.startsWith('fn=')) fn = line.slice(3)
+    else if (line.charCodeAt(0) >= 48 && line.charCodeAt(0) <= 57) out.set(fn, (out.get(fn) ?? 0) + Number(line.split(' ')[1]))
+  }
+  return out
+}
 
 /**
- * Instructions spent in V8's optimizing compilers, from the per-function lines of a cachegrind
- * output (`fn=` then `line Ir` rows). A normal process compiles on background threads, off the
- * event loop; the servers run --single-threaded (for repeatable counts), which puts that work on
- * the main thread, and on Node 24 it went on through the counted requests (41,000 of bare's
- * 105,000 instructions per request, against 1,500 on Node 20): counted per request, it was
- * warm-up, not the request's cost.
+ * Instructions spent in V8's optimizing compilers. A normal process compiles on background
+ * threads, off the event loop; the servers run --single-threaded (for repeatable counts), which
+ * puts that work on the main thread, and on Node 24 it went on through the counted requests
+ * (41,000 of bare's 105,000 instructions per request, against 1,500 on Node 20): counted per
+ * request, it was warm-up, not the request's cost.
  */
 export function compilerInstructions (text) {
-  let inCompiler = false
   let sum = 0
-  for (const line of text.split('\n')) {
-    if (line.startsWith('fn=')) {
-      const name = line.slice(3)
-      const paren = name.indexOf('(')
-      inCompiler = COMPILER_FN.test(paren === -1 ? name : name.slice(0, paren))
-    } else if (inCompiler && line.charCodeAt(0) >= 48 && line.charCodeAt(0) <= 57) {
-      sum += Number(line.slice(line.indexOf(' ') + 1).split(' ')[0])
-    }
-  }
+  for (const [fn, ir] of functionTotals(text)) if (isCompilerFunction(fn)) sum += ir
   return sum
 }
 
