@@ -16,7 +16,8 @@ import type { RegisterOptions } from 'node:module'
 import { dirname, join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { isMainThread } from 'node:worker_threads'
-import type * as Sdk from './sdk.js'
+import type * as Sdk from './sdk/index.js'
+import type * as Packages from './sdk/packages.js'
 
 interface HookChannel {
   registerOptions: RegisterOptions<unknown>
@@ -24,7 +25,8 @@ interface HookChannel {
 }
 
 const require = createRequire(import.meta.url)
-const sdk = require('./sdk.js') as typeof Sdk
+const sdk = require('./sdk/index.js') as typeof Sdk
+const packages = require('./sdk/packages.js') as typeof Packages
 
 /**
  * Finds @opentelemetry/instrumentation the way the SDK sees it (from sdk-node's
@@ -54,6 +56,7 @@ if (isMainThread) {
   const config = sdk.resolveTelemetryConfig()
   let channel: HookChannel | undefined
   if (!config.disabled) {
+    packages.requireSdkNode() // without the SDK: one error saying what to install, before any hook
     const { hookUrl, iitm } = locateHook()
     if (typeof iitm?.createAddHookMessageChannel === 'function') {
       channel = iitm.createAddHookMessageChannel()

@@ -13,8 +13,8 @@
  * which also registers the ESM loader hook.
  */
 import { isMainThread } from 'node:worker_threads'
-import { registerShutdownHooks, startTelemetry } from './sdk'
-import type { TelemetryHandle } from './sdk'
+import { registerShutdownHooks, startTelemetry } from './sdk/index'
+import type { TelemetryHandle } from './sdk/index'
 
 let handle: TelemetryHandle | undefined
 if (isMainThread) {

@@ -10,7 +10,7 @@ import t from 'tap'
 import type { Test } from 'tap'
 import { execFile, execFileSync } from 'node:child_process'
 import { promisify } from 'node:util'
-import { existsSync, statSync } from 'node:fs'
+import { existsSync, readdirSync, statSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { context, propagation, trace, SpanKind } from '@opentelemetry/api'
 import { ExportResultCode } from '@opentelemetry/core'
@@ -21,8 +21,8 @@ import {
   getTelemetryHandle,
   resolveTelemetryConfig,
   startTelemetry
-} from '../lib/sdk'
-import type { TelemetryOptions } from '../lib/sdk'
+} from '../lib/sdk/index'
+import type { TelemetryOptions } from '../lib/sdk/index'
 import { startOtlpReceiver } from './helpers/otlp-receiver'
 import type { ReceivedSpan } from './helpers/otlp-receiver'
 import { startJaegerReceiver } from './helpers/jaeger-receiver'
@@ -40,17 +40,11 @@ const TRACEPARENT = `00-${TRACE_ID}-${PARENT_ID}-01`
 // missing or older than the sources, compile just the three telemetry entry points.
 // ------------------------------------------------------------------------------------------
 function ensureBuilt (): void {
-  const sources = ['lib/sdk.ts', 'lib/register.ts', 'lib/register.mts'].map(f => join(ROOT, f))
-  const outputs = ['dist/sdk.js', 'dist/register.js', 'dist/register.mjs'].map(f => join(ROOT, f))
+  const sources = [...readdirSync(join(ROOT, 'lib/sdk')).map(f => join(ROOT, 'lib/sdk', f)), join(ROOT, 'lib/register.ts'), join(ROOT, 'lib/register.mts')]
+  const outputs = ['dist/sdk/index.js', 'dist/register.js', 'dist/register.mjs'].map(f => join(ROOT, f))
   const newestSource = Math.max(...sources.map(f => statSync(f).mtimeMs))
   const fresh = outputs.every(f => existsSync(f) && statSync(f).mtimeMs >= newestSource)
-  if (fresh) return
-  execFileSync(process.execPath, [
-    require.resolve('typescript/bin/tsc'), ...sources,
-    '--outDir', join(ROOT, 'dist'), '--rootDir', join(ROOT, 'lib'),
-    '--module', 'node16', '--moduleResolution', 'node16', '--target', 'es2022',
-    '--strict', '--esModuleInterop', '--skipLibCheck', '--declaration', '--sourceMap', '--types', 'node'
-  ], { cwd: ROOT, stdio: 'inherit' })
+  if (!fresh) execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.json')], { cwd: ROOT, stdio: 'inherit' })
 }
 
 // ------------------------------------------------------------------------------------------
@@ -502,7 +496,7 @@ t.test('invalid configuration: one error naming the option / variable and the va
     t.match(err.message, expected, expected.source)
     t.match(err.message, /^fastify-observability: invalid telemetry configuration: /)
     t.equal(err.issues.length, 1)
-    t.equal(err.code, 'FST_OBS_INVALID_TELEMETRY_CONFIG')
+    t.equal(err.code, 'FST_OBSERVABILITY_INVALID_TELEMETRY_CONFIG')
   }
   const both = configError({ env: { OTEL_TRACES_EXPORTER: 'bogus', OTEL_TRACES_SAMPLER: 'nope' } })
   t.equal(both.issues.length, 2, 'every problem reported in the one error')
@@ -563,7 +557,7 @@ t.test('custom exporter, forceFlush, idempotent shutdown', async (t) => {
   await sleep(10)
   process.off('warning', onWarning)
   t.equal(again, handle, 'a second start returns the running handle')
-  t.match(warning, { code: 'FST_OBS_TELEMETRY_ALREADY_STARTED' })
+  t.match(warning, { code: 'FST_OBSERVABILITY_TELEMETRY_ALREADY_STARTED' })
 
   const tracer = trace.getTracer('in-process-test')
   const first = tracer.startSpan('first')

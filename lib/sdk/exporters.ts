@@ -1,0 +1,75 @@
+// The trace pipeline's parts, built from the installed SDK line's own classes (@opentelemetry/sdk-trace
+// exists in both lines; sdk-trace-base only in 2.x): the sampler, one exporter per name, and a span
+// processor for each exporter.
+import type { BatchOptions, Sampler, SamplerName, SpanExporter, SpanProcessor, TraceExporterName } from './options'
+import type { ResolvedInternal } from './config'
+import type { JaegerExporterConfig } from './exporter-config'
+import { withEnv } from './env'
+import { requireFromSdk, requireInstalled } from './packages'
+
+/** The part of @opentelemetry/sdk-trace used here (the same in 2.x and 3.x). */
+interface SdkTrace {
+  AlwaysOffSampler: new () => Sampler
+  AlwaysOnSampler: new () => Sampler
+  TraceIdRatioBasedSampler: new (ratio: number) => Sampler
+  ParentBasedSampler: new (config: { root: Sampler }) => Sampler
+  // sdk-trace's processors take one options object (sdk-trace-base's took the exporter first).
+  BatchSpanProcessor: new (options: BatchOptions & { exporter: SpanExporter }) => SpanProcessor
+  SimpleSpanProcessor: new (options: { exporter: SpanExporter }) => SpanProcessor
+  ConsoleSpanExporter: new () => SpanExporter
+}
+type ExporterClass<C> = new (config: C) => SpanExporter
+interface OtlpConfig { url?: string, headers?: Record<string, string>, timeoutMillis?: number, compression?: string }
+
+const OTLP_PACKAGES = {
+  'http/protobuf': '@opentelemetry/exporter-trace-otlp-proto',
+  'http/json': '@opentelemetry/exporter-trace-otlp-http',
+  grpc: '@opentelemetry/exporter-trace-otlp-grpc'
+} as const
+
+function sdkTrace (): SdkTrace {
+  return requireFromSdk<SdkTrace>('@opentelemetry/sdk-trace', 'the trace pipeline')
+}
+
+export function buildSampler (name: SamplerName, ratio: number): Sampler {
+  const t = sdkTrace()
+  switch (name) {
+    case 'always_on': return new t.AlwaysOnSampler()
+    case 'always_off': return new t.AlwaysOffSampler()
+    case 'traceidratio': return new t.TraceIdRatioBasedSampler(ratio)
+    case 'parentbased_always_off': return new t.ParentBasedSampler({ root: new t.AlwaysOffSampler() })
+    case 'parentbased_traceidratio': return new t.ParentBasedSampler({ root: new t.TraceIdRatioBasedSampler(ratio) })
+    case 'parentbased_always_on':
+    default: return new t.ParentBasedSampler({ root: new t.AlwaysOnSampler() })
+  }
+}
+
+function buildExporter (name: Exclude<TraceExporterName, 'none'>, r: ResolvedInternal): SpanExporter {
+  switch (name) {
+    case 'otlp': {
+      const o = r.otlpOptions
+      const pkg = OTLP_PACKAGES[o.protocol ?? 'http/protobuf']
+      const m = requireFromSdk<{ OTLPTraceExporter: ExporterClass<OtlpConfig> }>(pkg, `OTLP protocol ${o.protocol ?? 'http/protobuf'}`)
+      return new m.OTLPTraceExporter({ url: o.endpoint, headers: o.headers, timeoutMillis: o.timeoutMillis, compression: o.compression })
+    }
+    case 'jaeger': {
+      const m = requireInstalled<{ JaegerExporter: ExporterClass<JaegerExporterConfig> }>(
+        '@opentelemetry/exporter-jaeger', 'the jaeger trace exporter')
+      // The exporter reads OTEL_EXPORTER_JAEGER_ENDPOINT itself whenever `endpoint`
+      // is empty; hide it when the resolved transport is UDP so options win.
+      return withEnv(r.jaegerForceUdp ? { OTEL_EXPORTER_JAEGER_ENDPOINT: undefined } : {},
+        () => new m.JaegerExporter(r.jaegerConfig!))
+    }
+    case 'console':
+      return new (sdkTrace().ConsoleSpanExporter)()
+  }
+}
+
+/** One processor per exporter: batched, except the console's (printed as each span ends). */
+export function buildSpanProcessors (r: ResolvedInternal, custom: SpanExporter | undefined, batch: BatchOptions): SpanProcessor[] {
+  const t = sdkTrace()
+  const exporters = custom !== undefined ? [custom] : r.exporterNames.map(n => buildExporter(n, r))
+  return exporters.map(exporter => exporter instanceof t.ConsoleSpanExporter
+    ? new t.SimpleSpanProcessor({ exporter })
+    : new t.BatchSpanProcessor({ ...batch, exporter }))
+}
