@@ -18,6 +18,12 @@ export const AlreadyRegisteredError = createError(
   'fastify-observability is already registered in this Fastify instance or one of its parents: register it once, with the metrics and tracing options in the same options object'
 )
 
+/** Metrics are on but no Prometheus client module is installed (neither is a dependency). */
+export const MetricsClientMissingError = createError(
+  'FST_OBSERVABILITY_METRICS_CLIENT_MISSING',
+  'fastify-observability: metrics need a Prometheus client module: npm install @prometheus-io/client (Node 22 and later) or npm install prom-client (Node 20); or register with metrics: false'
+)
+
 function show (value: unknown): string {
   if (typeof value === 'function') return `function ${value.name || '(anonymous)'}`
   if (typeof value === 'string') return JSON.stringify(value)

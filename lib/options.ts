@@ -1,7 +1,8 @@
 // Option types, defaults and validation. Everything is resolved once at register time;
 // the hot path only ever reads the frozen ResolvedOptions.
 import picomatch from 'picomatch'
-import { ObservabilityOptionError } from './errors'
+import { MetricsClientMissingError, ObservabilityOptionError } from './errors'
+import { installedClient } from './metrics-client'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { TracerProvider, Span } from '@opentelemetry/api'
 
@@ -41,7 +42,10 @@ export interface MetricsOptions {
   defaultMetrics?: boolean | Record<string, unknown>
   /** Registry to register into. Default: a new Registry per plugin instance. */
   registry?: PromRegistry
-  /** The client module every instrument comes from. Default require('prom-client'). */
+  /**
+   * The Prometheus client module the default metrics come from. Default: the installed one,
+   * `@prometheus-io/client` first, then `prom-client` (the one whose Registry `registry` is, if given).
+   */
   client?: PromClientModule
 }
 
@@ -214,7 +218,9 @@ function resolveMetrics (value: unknown): ResolvedMetrics | false {
     }
     client = c as PromClientModule
   } else {
-    client = require('prom-client') as PromClientModule
+    const found = installedClient(o.registry)
+    if (found === undefined) throw new MetricsClientMissingError()
+    client = found
   }
 
   return {

@@ -14,8 +14,19 @@ t.test('defaults a newcomer can live with', async (t) => {
   t.same(o.metrics.buckets, DEFAULT_BUCKETS)
   t.equal(o.metrics.groupStatusCodes, false)
   t.same(o.metrics.defaultMetrics, {})
-  t.equal(o.metrics.client, require('prom-client'))
+  t.equal(o.metrics.client, require('@prometheus-io/client'), 'the installed client: @prometheus-io/client before prom-client')
   t.equal(o.tracing.captureQuery, false)
+})
+
+t.test("without metrics.client, a passed registry's own client module is used", async (t) => {
+  for (const name of ['prom-client', '@prometheus-io/client']) {
+    const client = require(name)
+    const o = resolveOptions({ metrics: { registry: new client.Registry() } })
+    t.equal(o.metrics !== false && o.metrics.client, client, name)
+  }
+  const other = require('prom-client')
+  const o = resolveOptions({ metrics: { client: other, registry: new (require('@prometheus-io/client').Registry)() } })
+  t.equal(o.metrics !== false && o.metrics.client, other, 'metrics.client wins')
 })
 
 t.test('false turns a half off', async (t) => {
