@@ -42,8 +42,8 @@ export function renderChart (runs) {
 
   const out = []
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif" font-size="12">`)
-  out.push(`<rect width="100%" height="100%" fill="#ffffff"/>`)
-  out.push(`<text x="12" y="20" font-size="14" font-weight="600">Efficiency = bare CPU per request ÷ variant CPU per request (higher is better, 1.0 = free)</text>`)
+  out.push('<rect width="100%" height="100%" fill="#ffffff"/>')
+  out.push('<text x="12" y="20" font-size="14" font-weight="600">Efficiency = bare CPU per request ÷ variant CPU per request (higher is better, 1.0 = free)</text>')
   // legend
   let lx = 12
   series.forEach((s, i) => {

@@ -14,7 +14,7 @@ import {
 
 export const VARIANTS = [
   { name: 'bare', kind: 'reference', description: 'bare Fastify 5, same routes (reference 1.00)' },
-  { name: 'plugin-metrics', kind: 'plugin', peer: 'fastify-metrics', target: 0.95, description: "this plugin, metrics only: { tracing: false }" },
+  { name: 'plugin-metrics', kind: 'plugin', peer: 'fastify-metrics', target: 0.95, description: 'this plugin, metrics only: { tracing: false }' },
   { name: 'plugin-nosdk', kind: 'plugin', target: 0.97, description: 'this plugin, tracing on, metrics off, no OpenTelemetry SDK started (API no-op)' },
   { name: 'plugin-full-sdk', kind: 'plugin', peer: 'fastify-otel', target: { 20: 0.72, 24: 0.80, default: 0.80 }, description: 'this plugin, metrics + tracing; NodeSDK 100% sampling, BatchSpanProcessor, dropping exporter; no instrumentation-http' },
   { name: 'plugin-full-sdk-http', kind: 'plugin', peer: 'fastify-otel', target: { 20: 0.72, 24: 0.80, default: 0.80 }, description: 'as plugin-full-sdk, with instrumentation-http on (plugin enriches its span)' },
@@ -130,7 +130,7 @@ const FIGURES = ['cpuPerReqUs', 'rps', 'latencyP50Ms', 'latencyP99Ms', 'peakRssM
  * @returns {{ options, pinning, variants: Record<string, {...}> }}
  */
 export async function runThroughput (opts, log = console.error) {
-  let names = opts.variants ? [...opts.variants] : VARIANTS.map((v) => v.name)
+  const names = opts.variants ? [...opts.variants] : VARIANTS.map((v) => v.name)
   if (!names.includes('bare')) names.unshift('bare')
   // A name that is not in VARIANTS but has a file in servers/ runs as an ad-hoc variant (experiments).
   const variantMeta = (n) => VARIANTS.find((v) => v.name === n) ?? (serverFile(n) && { name: n, kind: 'ad-hoc', description: `ad-hoc: servers/${n}` })

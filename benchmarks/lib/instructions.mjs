@@ -386,7 +386,7 @@ export async function runInstructions (opts, log = console.error) {
   if (!valgrind) throw new Error('valgrind not found: install it (Debian: apt-get install valgrind) to run --instructions')
   const counts = [...opts.instrCounts].sort((a, b) => a - b)
   if (counts.length !== 2 || counts[0] === counts[1]) throw new Error('--instr-counts needs two different request counts, e.g. 2000,10000')
-  let names = opts.variants ? [...opts.variants] : defaultInstrVariants()
+  const names = opts.variants ? [...opts.variants] : defaultInstrVariants()
   if (!names.includes('bare')) names.unshift('bare')
   const metas = names.map(instrVariantMeta)
   const paths = workloadPaths({ mix: opts.mix })

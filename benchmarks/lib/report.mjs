@@ -89,7 +89,7 @@ export function scrapeTable (results) {
   const s = results.scrape
   if (!s) return ''
   const rows = [
-    `| Subject | Format | Scrape over HTTP, median ms | p90 ms | app.inject median ms | Render only ms | Same bytes from a plain route ms | Samples | Size | Served as |`,
+    '| Subject | Format | Scrape over HTTP, median ms | p90 ms | app.inject median ms | Render only ms | Same bytes from a plain route ms | Samples | Size | Served as |',
     '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |'
   ]
   for (const [name, x] of Object.entries(s.subjects)) {

@@ -13,6 +13,7 @@ await runServer({
     const { context, createContextKey } = await import('@opentelemetry/api')
     const key = createContextKey('context-with')
     const kRequest = Symbol('request')
+    // eslint-disable-next-line no-unused-vars -- written, never read: the hook does the work it measures
     let closed = 0
     function onClose () { if (this[kRequest] !== undefined) closed++ }
     app.addHook('onRequest', function withContext (request, reply, done) {

@@ -3,6 +3,7 @@
 import { runServer } from '../lib/server.mjs'
 
 const kRequest = Symbol('request')
+// eslint-disable-next-line no-unused-vars -- written, never read: the hook does the work it measures
 let closed = 0
 function onClose () { if (this[kRequest] !== undefined) closed++ }
 
