@@ -13,7 +13,6 @@
  */
 import { createRequire, register } from 'node:module'
 import type { RegisterOptions } from 'node:module'
-import { dirname, join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { isMainThread } from 'node:worker_threads'
 import type * as Sdk from './sdk/index.js'
@@ -34,21 +33,22 @@ const packages = require('./sdk/packages.js') as typeof Packages
  * instrumentations' `Hook()` calls share one import-in-the-middle.
  */
 function locateHook (): { hookUrl: string, iitm: { createAddHookMessageChannel?: () => HookChannel } | undefined } {
-  let instrumentationPkg: string
+  // hook.mjs is an export of @opentelemetry/instrumentation in the 3.x line (whose package.json is
+  // not), and a plain file of the 2.x one: resolving it by name works for both.
+  const HOOK = '@opentelemetry/instrumentation/hook.mjs'
+  let hookPath: string
   try {
-    instrumentationPkg = createRequire(require.resolve('@opentelemetry/sdk-node'))
-      .resolve('@opentelemetry/instrumentation/package.json')
+    hookPath = createRequire(require.resolve('@opentelemetry/sdk-node')).resolve(HOOK)
   } catch {
-    instrumentationPkg = require.resolve('@opentelemetry/instrumentation/package.json')
+    hookPath = require.resolve(HOOK)
   }
-  const hookUrl = pathToFileURL(join(dirname(instrumentationPkg), 'hook.mjs')).href
   let iitm
   try {
-    iitm = createRequire(instrumentationPkg)('import-in-the-middle')
+    iitm = createRequire(hookPath)('import-in-the-middle')
   } catch {
     iitm = undefined
   }
-  return { hookUrl, iitm }
+  return { hookUrl: pathToFileURL(hookPath).href, iitm }
 }
 
 if (isMainThread) {
