@@ -14,6 +14,7 @@ module.exports = [
       '.scratch/**',
       'node_modules/**',
       'benchmarks/results/**',
+      '.ci/node24/**',
     ],
   }),
   {
