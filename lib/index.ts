@@ -33,8 +33,11 @@ declare module 'fastify' {
     tracing?: boolean
   }
   interface FastifyInstance {
-    /** Set by fastify-observability when metrics are on. */
-    metrics: ObservabilityMetrics
+    /**
+     * Set by fastify-observability when metrics are on; `undefined` with `metrics: false` (and
+     * before the plugin is registered), hence optional: `app.metrics?.registry`.
+     */
+    metrics?: ObservabilityMetrics
   }
 }
 

@@ -1,14 +1,19 @@
-// The package's types for CommonJS consumers. `export =` because require('fastify-observability')
-// returns the plugin function itself (with .default and the named exports on it), so that
-// `import observability = require('fastify-observability')` is callable too. Everything is taken
-// from the build's declarations (dist/index.d.ts, emitted from lib/), which also carry the Fastify
-// augmentation (route `config.metrics`/`config.tracing`, `app.metrics`). ESM consumers get
-// dist/esm/index.d.mts.
-import type { FastifyInstance } from 'fastify'
+// The package's types for CommonJS consumers (the "require" condition, and "types" for
+// moduleResolution node10). `export =` because require('fastify-observability') returns the plugin
+// function itself, with .default and every named export on it (lib/index.ts ends with
+// `module.exports = Object.assign(plugin, module.exports)`), so `import observability = require(...)`
+// is callable, as with every Fastify plugin. ESM consumers get dist/esm/index.d.mts instead.
+//
+// The names come from lib/index.ts, the one list of the public API:
+// - the values (the plugin, .default, the constants, ObservabilityOptionError) through
+//   `typeof api`, so a value exported there is here without an edit;
+// - the types must be named one by one: TypeScript cannot spread a module's types into an
+//   `export =` namespace (`export type *` in a namespace is TS1194, in an augmentation TS2666).
+//   test/docs-types.test.ts imports every export of dist/index.d.ts through this file in every
+//   resolution mode and names the line to add when a type is missing here.
 import * as api from '../dist/index'
 
-// A function declaration (not a const) so the namespace below can merge with it.
-declare function observability (fastify: FastifyInstance, opts: api.ObservabilityOptions, done: (err?: Error) => void): void
+declare const observability: typeof api.default & typeof api
 declare namespace observability {
   export type ObservabilityOptions = api.ObservabilityOptions
   export type MetricsOptions = api.MetricsOptions
@@ -19,16 +24,5 @@ declare namespace observability {
   export type MetricsHandler = api.MetricsHandler
   export type ObservabilityMetrics = api.ObservabilityMetrics
   export type ObservabilityOptionError = api.ObservabilityOptionError
-  export const ObservabilityOptionError: typeof api.ObservabilityOptionError
-  export const DEFAULT_BUCKETS: typeof api.DEFAULT_BUCKETS
-  export const UNMATCHED_ROUTE: typeof api.UNMATCHED_ROUTE
-  export const OTHER_METHOD: typeof api.OTHER_METHOD
-  export const DURATION_NAME: typeof api.DURATION_NAME
-  export const ACTIVE_NAME: typeof api.ACTIVE_NAME
-  export const prefersOpenMetrics: typeof api.prefersOpenMetrics
-  export const PROMETHEUS_CONTENT_TYPE: typeof api.PROMETHEUS_CONTENT_TYPE
-  export const OPENMETRICS_CONTENT_TYPE: typeof api.OPENMETRICS_CONTENT_TYPE
-  const plugin: typeof api.default
-  export { plugin as default, plugin as observability }
 }
 export = observability

@@ -6,7 +6,7 @@ import type { FastifyContextConfig, FastifyInstance, FastifyPluginCallback, Fast
 import { Registry } from 'prom-client'
 import { describe, expect, test } from 'tstyche'
 import observability, { observability as named } from '../lib/index'
-import type { ObservabilityOptions, PromRegistry, PromClientModule, MetricsHandler } from '../lib/index'
+import type { ObservabilityOptions, ObservabilityMetrics, PromRegistry, PromClientModule, MetricsHandler } from '../lib/index'
 
 const app = Fastify()
 const handler = async (): Promise<string> => 'ok'
@@ -26,7 +26,7 @@ describe('route config', () => {
     // The augmented config type itself says why.
     expect<FastifyContextConfig['metrics']>().type.toBe<boolean | undefined>()
     expect<FastifyContextConfig['tracing']>().type.toBe<boolean | undefined>()
-    expect(((): FastifyContextConfig => ({ metrics: 'no' }))).type.toRaiseError("Type 'string' is not assignable to type 'boolean | undefined'")
+    expect((): FastifyContextConfig => ({ metrics: 'no' })).type.toRaiseError("Type 'string' is not assignable to type 'boolean | undefined'")
   })
 
   test('the route config type carries them', () => {
@@ -83,13 +83,21 @@ describe('plugin', () => {
 })
 
 describe('app.metrics', () => {
+  test('is optional: undefined with `metrics: false`', () => {
+    expect(app.metrics).type.toBe<ObservabilityMetrics | undefined>()
+    expect<FastifyInstance['metrics']>().type.toBe<ObservabilityMetrics | undefined>()
+    expect(app.metrics.registry).type.toRaiseError("'app.metrics' is possibly 'undefined'")
+    expect(app.metrics?.registry).type.toBe<PromRegistry | undefined>()
+  })
+
   test('has the registry, client, handler and render', () => {
-    expect(app.metrics.registry).type.toBe<PromRegistry>()
-    expect(app.metrics.client).type.toBe<PromClientModule>()
-    expect(app.metrics.handler).type.toBe<MetricsHandler>()
-    expect(app.metrics.handler).type.toBe<(request: FastifyRequest, reply: FastifyReply) => Promise<Buffer>>()
-    expect(app.metrics.render).type.toBe<(openMetrics?: boolean) => Promise<string>>()
-    expect(app.metrics.registry.metrics()).type.toBe<Promise<string>>()
+    const metrics = app.metrics! // registered with metrics on
+    expect(metrics.registry).type.toBe<PromRegistry>()
+    expect(metrics.client).type.toBe<PromClientModule>()
+    expect(metrics.handler).type.toBe<MetricsHandler>()
+    expect(metrics.handler).type.toBe<(request: FastifyRequest, reply: FastifyReply) => Promise<Buffer>>()
+    expect(metrics.render).type.toBe<(openMetrics?: boolean) => Promise<string>>()
+    expect(metrics.registry.metrics()).type.toBe<Promise<string>>()
   })
 
   test('prom-client registries fit PromRegistry', () => {
@@ -99,10 +107,10 @@ describe('app.metrics', () => {
 
   test('is on every FastifyInstance, including inside plugins', () => {
     const plugin: FastifyPluginCallback = (instance, _opts, done) => {
-      expect(instance.metrics.registry).type.toBe<PromRegistry>()
+      expect(instance.metrics?.registry).type.toBe<PromRegistry | undefined>()
       done()
     }
     expect(app.register(plugin)).type.not.toRaiseError()
-    expect<FastifyInstance['metrics']['render']>().type.toBe<(openMetrics?: boolean) => Promise<string>>()
+    expect<NonNullable<FastifyInstance['metrics']>['render']>().type.toBe<(openMetrics?: boolean) => Promise<string>>()
   })
 })
