@@ -185,7 +185,7 @@ export class HttpMetrics {
   }
 
   statusLabel (code: number): string {
-    return this.statusLabels[code] ??= this.groupStatusCodes ? `${Math.floor(code / 100)}xx` : String(code)
+    return (this.statusLabels[code] ??= this.groupStatusCodes ? `${Math.floor(code / 100)}xx` : String(code))
   }
 
   /** Release what this instance registered, once no other instance uses it (the registry may outlive us). */

@@ -12,7 +12,7 @@ import type { ResolvedTracing } from './options'
 import { KNOWN_METHODS, OTHER_METHOD } from './metrics'
 
 const TRACER_NAME = 'fastify-observability'
-// eslint-disable-next-line @typescript-eslint/no-var-requires
+
 const TRACER_VERSION: string = require('../package.json').version
 
 /** @opentelemetry/core's RPCMetadata, as far as it is used here. */
@@ -30,7 +30,6 @@ interface RPCMetadata {
  */
 const getRPCMetadata: (ctx: Context) => RPCMetadata | undefined = (() => {
   try {
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
     const fn = require('@opentelemetry/core').getRPCMetadata
     if (typeof fn === 'function') return fn
   } catch {}

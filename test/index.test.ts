@@ -285,7 +285,7 @@ t.test('every kind of route is found through its public route config: early, 404
   await app.inject({ method: 'HEAD', url: '/v2/items/3' })
   await app.inject('/nothing/here')
   const missing = await app.inject('/v2/nothing')
-  t.equal(missing.body, 'v2 missing', "the encapsulated not-found handler answered")
+  t.equal(missing.body, 'v2 missing', 'the encapsulated not-found handler answered')
 
   const text = await scrape(app)
   t.equal(requestCount(text, '/early/:id'), 3, 'a route added before the plugin, decided once and counted every time')

@@ -63,7 +63,7 @@ t.test('a shared registry: the same instruments are reused; a different metric o
   t.equal(b.duration, a.duration, 'second instance adopts the first one\'s histogram')
   t.throws(() => new HttpMetrics(metricsOptions({ registry, buckets: [1, 2] })), /already has a different metric named "http_server_request_duration_seconds"/)
   const other = new client.Registry()
-  new client.Counter({ name: 'http_server_active_requests', help: 'x', registers: [other] })
+  other.registerMetric(new client.Counter({ name: 'http_server_active_requests', help: 'x', registers: [] }))
   t.throws(() => new HttpMetrics(metricsOptions({ registry: other })), /different metric named "http_server_active_requests"/)
   a.close()
   t.equal(registry.getSingleMetric('http_server_request_duration_seconds'), b.duration, 'b still uses it: closing a keeps it')

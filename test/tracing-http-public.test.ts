@@ -67,7 +67,7 @@ registerInstrumentations({ instrumentations: [new HttpInstrumentation()], tracer
 t.teardown(() => sdk.shutdown())
 
 // Loaded after the instrumentation is enabled, as a preload would do.
-/* eslint-disable @typescript-eslint/no-var-requires */
+
 const Fastify = require('fastify') as typeof import('fastify').default
 const observability = require('../lib/index') as typeof import('../lib/index').default
 

@@ -16,7 +16,7 @@ registerInstrumentations({ instrumentations: [new HttpInstrumentation()] })
 t.teardown(() => provider.shutdown())
 
 // Loaded after the instrumentation is enabled, as a preload would do.
-/* eslint-disable @typescript-eslint/no-var-requires */
+
 const Fastify = require('fastify') as typeof import('fastify').default
 const observability = require('../lib/index') as typeof import('../lib/index').default
 

@@ -367,7 +367,6 @@ function jsonNano (v: unknown): bigint {
   return 0n
 }
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
 export function decodeOtlpJson (body: any): ReceivedSpan[] {
   const out: ReceivedSpan[] = []
   for (const rs of body?.resourceSpans ?? []) {
@@ -407,7 +406,6 @@ export function decodeOtlpJson (body: any): ReceivedSpan[] {
   }
   return out
 }
-/* eslint-enable @typescript-eslint/no-explicit-any */
 
 // ---------------------------------------------------------------------------------------
 // Shared collector (also used by the Jaeger receiver)
