@@ -9,7 +9,8 @@
 // - the tarball holds every file package.json points at, its source maps resolve, and the main
 //   entry's types load no optional package.
 // A block that is deliberately a fragment is left out with `<!-- docs-test: skip (reason) -->`
-// on the line before its fence. dist/ must be built (npm test builds first).
+// on the line before its fence. dist/ must be built (npm test builds first). DOCS_TYPES_KEEP=1
+// keeps the scratch project (its path is printed) to rerun tsc there by hand.
 import t from 'tap'
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { availableParallelism, tmpdir } from 'node:os'
@@ -32,13 +33,17 @@ t.teardown(() => { if (process.env.DOCS_TYPES_KEEP === undefined) rmSync(dir, { 
 if (!existsSync(join(ROOT, 'dist', 'index.js'))) throw new Error('dist/ is not built: run `npm run build` (npm test does) first')
 
 let packed: Packed
-t.before(async () => { packed = await packInto(dir) })
+let names: PublicName[]
+t.before(async () => {
+  packed = await packInto(dir)
+  names = publicNames(packed.pkgDir)
+})
 
 /** Every public name reachable, as a value or a type, through the package's own types; app.metrics optional. */
-function publicNameUnits (names: PublicName[]): Unit[] {
+function publicNameUnits (exported: PublicName[]): Unit[] {
   const lines = (ns: string): string[] => [
-    ...names.filter((n) => n.value).map((n) => `export const value_${n.name} = ${ns}.${n.name}`),
-    ...names.filter((n) => n.type).map((n) => `export type Type_${n.name} = ${ns}.${n.name}`),
+    ...exported.filter((n) => n.value).map((n) => `export const value_${n.name} = ${ns}.${n.name}`),
+    ...exported.filter((n) => n.type).map((n) => `export type Type_${n.name} = ${ns}.${n.name}`),
     'const app = Fastify()',
     `export const registry: ${ns}.PromRegistry | undefined = app.metrics?.registry`,
     '// @ts-expect-error app.metrics is undefined with `metrics: false`',
@@ -91,17 +96,17 @@ function fixtureUnits (): Unit[] {
 function packagesFor (units: Unit[]): string[] {
   const pkg = packed.pkg
   const optional = (name: string): boolean => pkg.peerDependenciesMeta?.[name]?.optional === true
-  const names = new Set(['fastify', '@types/node', ...Object.keys(pkg.dependencies ?? {}), ...Object.keys(pkg.peerDependencies ?? {}).filter((n) => !optional(n))])
+  const wanted = new Set(['fastify', '@types/node', ...Object.keys(pkg.dependencies ?? {}), ...Object.keys(pkg.peerDependencies ?? {}).filter((n) => !optional(n))])
   let sdk = false
   for (const unit of units) {
     for (const spec of specifiersOf(unit.code)) {
       const name = packageOf(spec)
       if (name === PACKAGE_NAME) sdk ||= /\/(sdk|register)$/.test(spec)
-      else if (name !== undefined) names.add(name)
+      else if (name !== undefined) wanted.add(name)
     }
   }
-  if (sdk) for (const name of Object.keys(pkg.peerDependencies ?? {})) if (name.startsWith('@opentelemetry/') && optional(name) && !NOT_LINKED.has(name)) names.add(name)
-  return [...names].sort()
+  if (sdk) for (const name of Object.keys(pkg.peerDependencies ?? {})) if (name.startsWith('@opentelemetry/') && optional(name) && !NOT_LINKED.has(name)) wanted.add(name)
+  return [...wanted].sort()
 }
 
 t.test('the tarball holds what package.json points at, and its source maps resolve', async (t) => {
@@ -137,7 +142,7 @@ t.test('the main entry\'s types load only packages every user has', async (t) =>
 t.test('TypeScript blocks of README.md and docs/, the consumer fixtures and every public name type-check against the packed package', async (t) => {
   const docs = docUnits()
   t.ok(docs.some((u) => u.file === 'README.md'), 'README.md has TypeScript blocks')
-  const units = [...docs, ...fixtureUnits(), ...publicNameUnits(publicNames(packed.pkgDir))]
+  const units = [...docs, ...fixtureUnits(), ...publicNameUnits(names)]
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'docs-consumer', private: true }))
   const linked = linkPackages(dir, packagesFor(units))
   t.comment(`scratch project ${dir}, node_modules: ${PACKAGE_NAME} (packed), ${linked.join(', ')}`)
@@ -156,6 +161,22 @@ t.test('TypeScript blocks of README.md and docs/, the consumer fixtures and ever
   }
   // Every doc block is checked somewhere.
   for (const unit of docs) t.ok(MODES.some((m) => systemsFor(unit, m).length > 0), `${unit.file}:${unit.firstLine} is checked in some mode`)
+})
+
+t.test('at run time the ES module entry has the same names as require(), and as lib/index.ts exports', async (t) => {
+  // (Run in the scratch project, whose node_modules the previous test linked.)
+  const script = `import * as esm from '${PACKAGE_NAME}'
+import { createRequire } from 'node:module'
+const cjs = createRequire(import.meta.url)('${PACKAGE_NAME}')
+console.log(JSON.stringify({ esm: Object.keys(esm).sort(), cjs: Object.keys(cjs).sort(), same: esm.default === cjs && esm.observability === cjs }))`
+  const r = await run(process.execPath, ['--input-type=module', '-e', script], dir)
+  t.equal(r.code, 0, r.out)
+  const { esm, cjs, same } = JSON.parse(r.out.trim().split('\n').pop() as string) as { esm: string[], cjs: string[], same: boolean }
+  const values = names.filter((n) => n.value).map((n) => n.name).sort()
+  t.same(esm.filter((n) => n !== '__esModule'), values, 'import * as m: the value exports of lib/index.ts')
+  // fastify-plugin itself adds .fastifyObservability (its camel-cased name) to the function; not in the types.
+  t.same(cjs.filter((n) => n !== 'fastifyObservability'), values, 'require(): the plugin function carrying the value exports of lib/index.ts')
+  t.equal(same, true, 'the default export is require()\'s plugin itself')
 })
 
 t.test('JavaScript blocks of README.md and docs/ pass node --check', async (t) => {
