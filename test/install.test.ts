@@ -3,12 +3,16 @@
 // SDK preload, end to end: spans decoded by the OTLP receiver, metrics scraped. On Node 22.15+ this
 // is JS SDK 3.x with @prometheus-io/client; on Node 20, SDK 2.x with prom-client (and Jaeger).
 import t from 'tap'
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
+import { createServer } from 'node:net'
+import type { AddressInfo } from 'node:net'
+import ts from 'typescript'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
 import { DOC_FILES, ROOT, extractBlocks, packInto } from './helpers/packed'
 import { startOtlpReceiver } from './helpers/otlp-receiver'
+import { getText } from './helpers/child'
 
 const NODE_MAJOR = Number(process.versions.node.split('.')[0])
 const [, NODE_MINOR] = process.versions.node.split('.').map(Number)
@@ -66,6 +70,36 @@ function npmCli (): string {
   throw new Error('npm not found on PATH')
 }
 const NPM_CLI = npmCli()
+
+/** The README quick start's TypeScript block, compiled as `tsc` would (ESM), on a free port. */
+function quickStart (port: number): string {
+  const block = extractBlocks(['README.md']).find(b => b.lang === 'ts' && b.code.includes('app.listen('))
+  if (block === undefined) throw new Error('README.md has no quick start block')
+  const js = ts.transpileModule(block.code, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } }).outputText
+  if (!js.includes('port: 3000')) throw new Error('the quick start no longer listens on port 3000')
+  return js.replace('port: 3000', `port: ${port}`)
+}
+
+function freePort (): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo
+      server.close(() => resolve(port))
+    }).on('error', reject)
+  })
+}
+
+/** GET once the app listens: retried while the connection is refused (at most ~20 s). */
+async function getWhenListening (port: number, path: string): Promise<{ status: number, body: string }> {
+  for (let i = 0; ; i++) {
+    try {
+      return await getText(port, path)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ECONNREFUSED' || i >= 200) throw err
+      await new Promise(resolve => setTimeout(resolve, 100))
+    }
+  }
+}
 
 const APP = `
 import Fastify from 'fastify'
@@ -132,6 +166,30 @@ t.test(`documented install lines on Node ${process.versions.node}, then the quic
   t.equal(span.resource['service.name'], 'quick-start')
   t.equal(String(span.resource['telemetry.sdk.version']).split('.')[0], SDK3 ? '3' : '2', 'the installed SDK line exported it')
   t.ok(rx.spans.some(s => s.kindName === 'CLIENT' && s.traceId === span.traceId), 'the outgoing fetch traced, parent of the SERVER span')
+
+  // The README's quick start, pasted into app.ts and compiled as the user would, run with the
+  // preload: each route gets exactly what its comment says.
+  const port = await freePort()
+  writeFileSync(join(app, 'quick-start.mjs'), quickStart(port))
+  const child = spawn(process.execPath, ['--import', 'fastify-observability/register', 'quick-start.mjs'], {
+    cwd: app, env: cleanEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: rx.url, OTEL_SERVICE_NAME: 'readme', OTEL_LOG_LEVEL: 'error' }), stdio: ['ignore', 'ignore', 'pipe']
+  })
+  let stderr = ''
+  child.stderr.on('data', (d: Buffer) => { stderr += String(d) })
+  const exited = new Promise<number | string | null>(resolve => child.on('exit', (code, signal) => resolve(code ?? signal)))
+  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  t.equal((await getWhenListening(port, '/api/users/7')).body, '{"id":"7"}', 'README: /api/users/:id answers', { stderr })
+  t.equal((await getText(port, '/api/internal')).body, 'ok')
+  t.equal((await getText(port, '/actuator/health')).body, '{"status":"UP"}')
+  const readmeMetrics = (await getText(port, '/metrics')).body
+  t.match(readmeMetrics, /http_server_request_duration_seconds_count\{http_request_method="GET",http_route="\/api\/users\/:id",http_response_status_code="200"\} 1\n/, 'README: measured')
+  t.notMatch(readmeMetrics, /http_route="\/api\/internal"/, 'README: /api/internal not measured')
+  t.notMatch(readmeMetrics, /http_route="\/actuator/, 'README: /actuator/health not measured')
+  child.kill('SIGTERM') // the preload flushes the spans, then the process ends by the signal
+  t.equal(await exited, 'SIGTERM')
+  const readmeSpans = await rx.waitFor(spans => spans.filter(x => x.resource['service.name'] === 'readme' && x.kindName === 'SERVER').length >= 2, 10_000)
+  const routes = readmeSpans.filter(x => x.resource['service.name'] === 'readme' && x.kindName === 'SERVER').map(x => x.attributes['http.route']).sort()
+  t.same(routes, ['/api/internal', '/api/users/:id'], 'README: traced, /actuator/health not')
 
   if (SDK3) {
     const jaeger = await exec(process.execPath, ['--import', 'fastify-observability/register', 'app.mjs'], app,
