@@ -414,6 +414,7 @@ t.test('defaults', async (t) => {
     otlp: { protocol: 'http/protobuf', url: 'http://localhost:4318/v1/traces' },
     jaeger: undefined,
     sampler: { name: 'parentbased_always_on' },
+    batch: {},
     serviceName: undefined,
     serviceVersion: undefined
   })
@@ -441,6 +442,10 @@ t.test('env is read', async (t) => {
   t.same(resolveTelemetryConfig({ env: { OTEL_TRACES_EXPORTER: 'none' } }).exporters, [])
   t.equal(resolveTelemetryConfig({ env: { OTEL_SDK_DISABLED: 'TRUE' } }).disabled, true)
   t.same(resolveTelemetryConfig({ env: { OTEL_TRACES_SAMPLER: 'traceidratio' } }).sampler, { name: 'traceidratio', ratio: 1 }, 'missing arg: ratio 1')
+  t.same(resolveTelemetryConfig({
+    env: { OTEL_BSP_SCHEDULE_DELAY: '600000', OTEL_BSP_MAX_QUEUE_SIZE: '100', OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '10', OTEL_BSP_EXPORT_TIMEOUT: '2000' },
+    batch: { maxQueueSize: 50 }
+  }).batch, { scheduledDelayMillis: 600000, maxQueueSize: 50, maxExportBatchSize: 10, exportTimeoutMillis: 2000 }, 'OTEL_BSP_*, each under its batch option')
 })
 
 t.test('options override env', async (t) => {
@@ -489,7 +494,9 @@ t.test('invalid configuration: one error naming the option / variable and the va
     [{ env: {}, sampler: 'traceidratio', samplerArg: -0.1 }, /options\.samplerArg=-0\.1 must be a number between 0 and 1/],
     [{ env: { OTEL_TRACES_SAMPLER: 'jaeger_remote' } }, /OTEL_TRACES_SAMPLER="jaeger_remote" is not a supported sampler/],
     [{ env: {}, sampler: 'sometimes' as never }, /options\.sampler="sometimes" is not a supported sampler/],
-    [{ env: { OTEL_SDK_DISABLED: 'yes' } }, /OTEL_SDK_DISABLED="yes" must be "true" or "false"/]
+    [{ env: { OTEL_SDK_DISABLED: 'yes' } }, /OTEL_SDK_DISABLED="yes" must be "true" or "false"/],
+    [{ env: { OTEL_BSP_SCHEDULE_DELAY: 'soon' } }, /OTEL_BSP_SCHEDULE_DELAY="soon" must be a non-negative integer/],
+    [{ env: {}, batch: { maxExportBatchSize: 0 } }, /options\.batch\.maxExportBatchSize=0 must be a positive integer/]
   ]
   for (const [options, expected] of cases) {
     const err = configError(options)
@@ -524,16 +531,18 @@ t.test('disabled handle does nothing', async (t) => {
 
 t.test('custom exporter, forceFlush, idempotent shutdown', async (t) => {
   const exported: ReadableSpan[] = []
+  const batchSizes: number[] = []
   let exporterShutdowns = 0
   const exporter: SpanExporter = {
     export (spans, done) {
       exported.push(...spans)
+      batchSizes.push(spans.length)
       done({ code: ExportResultCode.SUCCESS })
     },
     async shutdown () { exporterShutdowns++ }
   }
   const handle = startTelemetry({
-    env: {},
+    env: { OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '2' },
     serviceName: 'in-process',
     serviceVersion: '0.0.1',
     traceExporter: exporter,
@@ -570,15 +579,18 @@ t.test('custom exporter, forceFlush, idempotent shutdown', async (t) => {
   t.equal(exported[0].resource.attributes['service.version'], '0.0.1')
 
   tracer.startSpan('second').end()
+  tracer.startSpan('third').end()
+  tracer.startSpan('fourth').end()
   const p1 = handle.shutdown()
   const p2 = handle.shutdown()
   t.equal(p1, p2, 'the same promise')
   await p1
   await handle.shutdown()
   t.equal(handle.isShutdown, true)
-  t.same(exported.map(s => s.name), ['first', 'second'], 'shutdown flushed the pending span')
+  t.same(exported.map(s => s.name), ['first', 'second', 'third', 'fourth'], 'shutdown flushed the pending spans')
+  t.same(batchSizes, [1, 2, 1], 'OTEL_BSP_MAX_EXPORT_BATCH_SIZE=2 reached the batch processor')
   t.equal(exporterShutdowns, 1, 'exporter shut down once')
   tracer.startSpan('late').end()
   await handle.forceFlush()
-  t.equal(exported.length, 2, 'nothing exported after shutdown')
+  t.equal(exported.length, 4, 'nothing exported after shutdown')
 })

@@ -1,8 +1,9 @@
 // Configuration: options over OTEL_* variables, validated before anything starts. Every problem is
 // collected into ONE TelemetryConfigError naming the option or variable and its value. What the SDK
-// reads well itself (OTEL_EXPORTER_OTLP_HEADERS/TIMEOUT/COMPRESSION, OTEL_BSP_*, OTEL_PROPAGATORS,
-// span limits, OTEL_RESOURCE_ATTRIBUTES) is left to it.
-import type { OtlpOptions, ResolvedTelemetryConfig, Sampler, SamplerName, TelemetryOptions, TraceExporterName } from './options'
+// reads well itself (OTEL_EXPORTER_OTLP_HEADERS/TIMEOUT/COMPRESSION in the exporters, OTEL_PROPAGATORS,
+// span limits, OTEL_RESOURCE_ATTRIBUTES) is left to it. OTEL_BSP_* is read here: sdk-trace's
+// BatchSpanProcessor (unlike sdk-trace-base's) does not read it, in either SDK line.
+import type { BatchOptions, OtlpOptions, ResolvedTelemetryConfig, Sampler, SamplerName, TelemetryOptions, TraceExporterName } from './options'
 import { envString, parseBool, quote } from './env'
 import { TelemetryConfigError } from './errors'
 import { resolveJaeger, resolveOtlp } from './exporter-config'
@@ -15,8 +16,31 @@ export const SAMPLER_NAMES: readonly SamplerName[] = [
   'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'
 ]
 
+const BATCH_ENV: Array<[keyof BatchOptions, string]> = [
+  ['scheduledDelayMillis', 'OTEL_BSP_SCHEDULE_DELAY'],
+  ['maxQueueSize', 'OTEL_BSP_MAX_QUEUE_SIZE'],
+  ['maxExportBatchSize', 'OTEL_BSP_MAX_EXPORT_BATCH_SIZE'],
+  ['exportTimeoutMillis', 'OTEL_BSP_EXPORT_TIMEOUT']
+]
+
+/** The batch span processor's settings: each option over its OTEL_BSP_* variable, over sdk-trace's default. */
+function resolveBatch (options: TelemetryOptions, env: NodeJS.ProcessEnv, issues: string[]): BatchOptions {
+  const out: BatchOptions = {}
+  for (const [key, name] of BATCH_ENV) {
+    const given = options.batch?.[key]
+    const [source, raw] = given !== undefined ? [`options.batch.${key}`, given] : [name, envString(env, name)]
+    if (raw === undefined) continue
+    const n = typeof raw === 'number' ? raw : /^\d+$/.test(raw) ? Number(raw) : NaN
+    if (!Number.isSafeInteger(n) || n < (key === 'scheduledDelayMillis' ? 0 : 1)) {
+      issues.push(`${source}=${quote(raw)} must be ${key === 'scheduledDelayMillis' ? 'a non-negative' : 'a positive'} integer`)
+    } else out[key] = n
+  }
+  return out
+}
+
 export interface ResolvedInternal {
   public: ResolvedTelemetryConfig
+  batch: BatchOptions
   /** The user's sampler instance; otherwise `public.sampler` names the one to build. */
   sampler?: Sampler
   exporterNames: Array<Exclude<TraceExporterName, 'none'>>
@@ -88,6 +112,7 @@ export function resolveInternal (options: TelemetryOptions, env: NodeJS.ProcessE
   const otlp = exporterNames.includes('otlp') ? resolveOtlp(options, env, issues) : undefined
   const jaeger = exporterNames.includes('jaeger') ? resolveJaeger(options, env, issues) : undefined
   const sampler = resolveSampler(options, env, issues)
+  const batch = resolveBatch(options, env, issues)
   if (options.shutdownTimeoutMillis !== undefined &&
       (!Number.isFinite(options.shutdownTimeoutMillis) || options.shutdownTimeoutMillis < 0)) {
     issues.push(`options.shutdownTimeoutMillis=${quote(options.shutdownTimeoutMillis)} must be a non-negative number`)
@@ -101,9 +126,11 @@ export function resolveInternal (options: TelemetryOptions, env: NodeJS.ProcessE
       otlp: otlp?.otlp,
       jaeger: jaeger?.jaeger,
       sampler,
+      batch,
       serviceName: options.serviceName ?? envString(env, 'OTEL_SERVICE_NAME'),
       serviceVersion: options.serviceVersion
     },
+    batch,
     sampler: typeof options.sampler === 'object' ? options.sampler : undefined,
     exporterNames,
     otlpOptions: otlp?.otlpOptions ?? { ...options.otlp },

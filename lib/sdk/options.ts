@@ -138,6 +138,8 @@ export interface ResolvedTelemetryConfig {
   otlp?: { protocol: OtlpProtocol, url: string }
   jaeger?: { transport: 'http', endpoint: string } | { transport: 'udp', host: string, port: number }
   sampler: { name: SamplerName | 'custom', ratio?: number }
+  /** Batch span processor settings given by options or OTEL_BSP_* (the rest are sdk-trace's defaults). */
+  batch: BatchOptions
   serviceName?: string
   serviceVersion?: string
 }

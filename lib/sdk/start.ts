@@ -75,7 +75,7 @@ export function startTelemetry (options: TelemetryOptions = {}): TelemetryHandle
 function start (options: TelemetryOptions, env: NodeJS.ProcessEnv, resolved: ReturnType<typeof resolveInternal>): TelemetryHandle {
   const { NodeSDK } = requireSdkNode()
   const timeout = options.shutdownTimeoutMillis ?? DEFAULT_SHUTDOWN_TIMEOUT
-  const processors = buildSpanProcessors(resolved, options.traceExporter, options.batch ?? {})
+  const processors = buildSpanProcessors(resolved, options.traceExporter, resolved.batch)
   if (options.spanProcessors) processors.push(...options.spanProcessors)
   const sampler: Sampler = resolved.sampler ?? buildSampler(resolved.public.sampler.name as Exclude<typeof resolved.public.sampler.name, 'custom'>, resolved.public.sampler.ratio ?? 1)
 
