@@ -1,26 +1,31 @@
 // Which Prometheus client module the metrics come from when `metrics.client` is not given: the one
-// the application installed. `@prometheus-io/client` (prom-client's successor, Node 22+) first, then
-// prom-client (Node 20). Neither is a dependency of this package, so a fresh install on Node 22+
-// brings no deprecated package. The choice is made once per process: every registration uses the
-// same module, so their metrics and default metrics never mix two clients.
+// the application installed. Neither is a dependency of this package, so a fresh install on Node 22+
+// brings no deprecated package. On Node 22 and later `@prometheus-io/client` (prom-client's successor)
+// comes first; below 22, which it does not support, prom-client does. The lookup is made once per
+// process, so registrations without a registry of their own all use the same module.
 import type { PromClientModule, PromRegistry } from './options'
 
+const NODE_MAJOR = Number(process.versions.node.split('.')[0])
+
 /** The client packages looked for, in order. */
-export const CLIENT_PACKAGES = ['@prometheus-io/client', 'prom-client'] as const
+export const CLIENT_PACKAGES: readonly string[] = NODE_MAJOR >= 22
+  ? ['@prometheus-io/client', 'prom-client']
+  : ['prom-client', '@prometheus-io/client']
 
 let installed: Array<{ name: string, module: PromClientModule }> | undefined
 
 function installedClients (): Array<{ name: string, module: PromClientModule }> {
   if (installed === undefined) {
-    installed = []
+    const found: Array<{ name: string, module: PromClientModule }> = []
     for (const name of CLIENT_PACKAGES) {
       try {
-        installed.push({ name, module: require(name) as PromClientModule })
-      } catch (err) {
-        const e = err as NodeJS.ErrnoException
-        if (e?.code !== 'MODULE_NOT_FOUND' || !String(e.message).includes(`'${name}'`)) throw err
+        require.resolve(name)
+      } catch {
+        continue // not installed
       }
+      found.push({ name, module: require(name) as PromClientModule }) // installed: its errors are real
     }
+    installed = found
   }
   return installed
 }

@@ -27,21 +27,21 @@ const require = createRequire(import.meta.url)
 const sdk = require('./sdk/index.js') as typeof Sdk
 const packages = require('./sdk/packages.js') as typeof Packages
 
-/**
- * Finds @opentelemetry/instrumentation the way the SDK sees it (from sdk-node's
- * location first) and import-in-the-middle next to it, so the loader hook and the
- * instrumentations' `Hook()` calls share one import-in-the-middle.
- */
+/** The loader hook (@opentelemetry/instrumentation's hook.mjs) and the import-in-the-middle next to it. */
 function locateHook (): { hookUrl: string, iitm: { createAddHookMessageChannel?: () => HookChannel } | undefined } {
   // hook.mjs is an export of @opentelemetry/instrumentation in the 3.x line (whose package.json is
   // not), and a plain file of the 2.x one: resolving it by name works for both.
   const HOOK = '@opentelemetry/instrumentation/hook.mjs'
-  let hookPath: string
-  try {
-    hookPath = createRequire(require.resolve('@opentelemetry/sdk-node')).resolve(HOOK)
-  } catch {
-    hookPath = require.resolve(HOOK)
+  // The instrumentations' own copy first (auto-instrumentations'), so the loader hook and their
+  // Hook() calls share one import-in-the-middle; then sdk-node's; then one next to this package.
+  let hookPath: string | undefined
+  for (const from of ['@opentelemetry/auto-instrumentations-node', '@opentelemetry/sdk-node']) {
+    try {
+      hookPath = createRequire(require.resolve(from)).resolve(HOOK)
+      break
+    } catch {}
   }
+  hookPath ??= require.resolve(HOOK)
   let iitm
   try {
     iitm = createRequire(hookPath)('import-in-the-middle')

@@ -12,7 +12,11 @@ import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
 import { DOC_FILES, ROOT, extractBlocks, packInto } from './helpers/packed'
 import { startOtlpReceiver } from './helpers/otlp-receiver'
+import { startJaegerReceiver } from './helpers/jaeger-receiver'
 import { getText } from './helpers/child'
+
+// Three installs from the registry and three app runs: a cold npm cache can take minutes.
+t.setTimeout(10 * 60_000)
 
 const NODE_MAJOR = Number(process.versions.node.split('.')[0])
 const [, NODE_MINOR] = process.versions.node.split('.').map(Number)
@@ -178,7 +182,8 @@ t.test(`documented install lines on Node ${process.versions.node}, then the quic
   child.stderr.on('data', (d: Buffer) => { stderr += String(d) })
   const exited = new Promise<number | string | null>(resolve => child.on('exit', (code, signal) => resolve(code ?? signal)))
   t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
-  t.equal((await getWhenListening(port, '/api/users/7')).body, '{"id":"7"}', 'README: /api/users/:id answers', { stderr })
+  const answer = await getWhenListening(port, '/api/users/7').catch((err: Error) => { throw new Error(`${err.message}; the app's stderr:\n${stderr}`) })
+  t.equal(answer.body, '{"id":"7"}', 'README: /api/users/:id answers')
   t.equal((await getText(port, '/api/internal')).body, 'ok')
   t.equal((await getText(port, '/actuator/health')).body, '{"status":"UP"}')
   const readmeMetrics = (await getText(port, '/metrics')).body
@@ -190,6 +195,17 @@ t.test(`documented install lines on Node ${process.versions.node}, then the quic
   const readmeSpans = await rx.waitFor(spans => spans.filter(x => x.resource['service.name'] === 'readme' && x.kindName === 'SERVER').length >= 2, 10_000)
   const routes = readmeSpans.filter(x => x.resource['service.name'] === 'readme' && x.kindName === 'SERVER').map(x => x.attributes['http.route']).sort()
   t.same(routes, ['/api/internal', '/api/users/:id'], 'README: traced, /actuator/health not')
+
+  if (!SDK3) {
+    // SDK 2.x: the Jaeger exporter the docs install, Thrift over HTTP to the receiver that decodes it.
+    const jaegerRx = await startJaegerReceiver()
+    t.teardown(() => jaegerRx.close())
+    const viaJaeger = await exec(process.execPath, ['--import', 'fastify-observability/register', 'app.mjs'], app,
+      cleanEnv({ OTEL_TRACES_EXPORTER: 'jaeger', OTEL_EXPORTER_JAEGER_ENDPOINT: jaegerRx.endpoint, OTEL_SERVICE_NAME: 'via-jaeger', OTEL_LOG_LEVEL: 'error' }), 60_000)
+    t.equal(viaJaeger.code, 0, 'the app ran with the Jaeger exporter', { stderr: viaJaeger.err.slice(-3000) })
+    const jaegerSpan = await jaegerRx.waitForSpan(s => s.kindName === 'SERVER' && s.attributes['http.route'] === '/api/users/:id', 10_000)
+    t.equal(jaegerSpan.name, 'GET /api/users/:id', 'Jaeger Thrift received and decoded')
+  }
 
   if (SDK3) {
     const jaeger = await exec(process.execPath, ['--import', 'fastify-observability/register', 'app.mjs'], app,

@@ -14,18 +14,17 @@ export const AUTO_INSTRUMENTATIONS = '@opentelemetry/auto-instrumentations-node'
 export const SDK_INSTALL = `${SDK_NODE} ${AUTO_INSTRUMENTATIONS}`
 const WHO = 'fastify-observability/sdk (and /register)'
 
-function isNotFound (err: unknown, name: string): boolean {
-  const e = err as NodeJS.ErrnoException
-  return e?.code === 'MODULE_NOT_FOUND' && typeof e.message === 'string' && e.message.includes(`'${name}'`)
+/** Where `req` finds the package, undefined when it cannot (not installed there). */
+function resolveFrom (req: NodeJS.Require, name: string): string | undefined {
+  try {
+    return req.resolve(name)
+  } catch {
+    return undefined
+  }
 }
 
 function sdkNodeMain (): string | undefined {
-  try {
-    return require.resolve(SDK_NODE)
-  } catch (err) {
-    if (isNotFound(err, SDK_NODE)) return undefined
-    throw err
-  }
+  return resolveFrom(require, SDK_NODE)
 }
 
 /** The installed @opentelemetry/sdk-node's version, undefined when it is not installed. */
@@ -57,23 +56,17 @@ export function requireSdkNode (): typeof import('@opentelemetry/sdk-node') {
 
 /** A package next to this plugin (the user installed it), e.g. auto-instrumentations. */
 export function requireInstalled<T> (name: string, why: string, install = name): T {
-  try {
-    return require(name) as T
-  } catch (err) {
-    if (isNotFound(err, name)) throw new TelemetryPackageMissingError(why, name, install)
-    throw err
-  }
+  // Resolved first, then loaded: a package that is there but fails to load shows its own error.
+  if (resolveFrom(require, name) === undefined) throw new TelemetryPackageMissingError(why, name, install)
+  return require(name) as T
 }
 
 /** A package the SDK depends on: sdk-node's own copy first, else one installed next to this plugin. */
 export function requireFromSdk<T> (name: string, why: string, install = name): T {
   const main = sdkNodeMain()
   if (main !== undefined) {
-    try {
-      return createRequire(main)(name) as T
-    } catch (err) {
-      if (!isNotFound(err, name)) throw err
-    }
+    const fromSdk = createRequire(main)
+    if (resolveFrom(fromSdk, name) !== undefined) return fromSdk(name) as T
   }
   return requireInstalled<T>(name, why, install)
 }
