@@ -45,7 +45,12 @@ function linesOrSnapshot (s: HistogramSeries, openMetrics: boolean, defaults: Re
       return r.text
     }
   }
-  return { series: s, epoch: s.epoch, count: s.count, sum: s.sum, counts: s.counts.slice(), exemplars: s.exemplars?.slice() ?? null }
+  return { series: s, epoch: s.epoch, count: s.count, sum: s.sum, counts: s.counts.slice(), exemplars: s.exemplars?.map(copyExemplar) ?? null }
+}
+
+/** Exemplar objects are overwritten in place by later requests: a snapshot copies their values. */
+function copyExemplar (e: Exemplar | null): Exemplar | null {
+  return e === null ? null : { labelSet: { ...e.labelSet }, value: e.value, timestamp: e.timestamp }
 }
 
 /** A snapshot's lines, kept in the cache for the next scrapes. */

@@ -43,11 +43,23 @@ export class HistogramSeries {
     return i
   }
 
-  /** Observe and keep the trace that produced it as the bucket's exemplar (OpenMetrics only). */
+  /**
+   * Observe and keep the trace that produced it as the bucket's exemplar (OpenMetrics only; the
+   * latest wins). Each bucket's exemplar object is made once and then overwritten: no allocation
+   * per request.
+   */
   observeWithExemplar (value: number, traceId: string, spanId: string): void {
     const i = this.observe(value)
-    if (this.exemplars !== null) {
-      this.exemplars[i] = { labelSet: { trace_id: traceId, span_id: spanId }, value, timestamp: Date.now() / 1000 }
+    const exemplars = this.exemplars
+    if (exemplars === null) return
+    const e = exemplars[i]
+    if (e === null) {
+      exemplars[i] = { labelSet: { trace_id: traceId, span_id: spanId }, value, timestamp: Date.now() / 1000 }
+    } else {
+      e.labelSet.trace_id = traceId
+      e.labelSet.span_id = spanId
+      e.value = value
+      e.timestamp = Date.now() / 1000
     }
   }
 }
@@ -66,7 +78,9 @@ export class SeriesHistogram {
   /** Set while lib/default-labels.ts asks the registry to render its probe sample. */
   probing = false
 
-  constructor (readonly name: string, readonly help: string, readonly labelNames: readonly string[], readonly upperBounds: readonly number[]) {}
+  constructor (readonly name: string, readonly help: string, readonly labelNames: readonly string[], readonly upperBounds: readonly number[], withExemplars = false) {
+    this.enableExemplars = withExemplars
+  }
 
   /** The series for these label values (in labelNames order), created on first use. */
   seriesFor (values: readonly string[]): HistogramSeries {

@@ -3,6 +3,7 @@
 // The two HTTP instruments are series-backed (lib/instruments.ts). A series is found once per
 // route/method/status and cached on the route, so recording a request is a bucket search and
 // three additions: no label object, no hashing, no validation per request.
+import type { Span } from '@opentelemetry/api'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { CustomLabelFn, PromRegistry, ResolvedMetrics } from './options'
 import { SeriesGauge, SeriesHistogram } from './instruments'
@@ -13,6 +14,9 @@ export const KNOWN_METHODS: ReadonlySet<string> = new Set(['CONNECT', 'DELETE', 
 export const OTHER_METHOD = '_OTHER'
 /** `http_route` of requests that matched no route: one fixed value, so random URLs add no series. */
 export const UNMATCHED_ROUTE = 'unmatched'
+
+/** TraceFlags.SAMPLED */
+const SAMPLED = 1
 
 export const DURATION_NAME = 'http_server_request_duration_seconds'
 export const ACTIVE_NAME = 'http_server_active_requests'
@@ -35,13 +39,21 @@ export class MethodSeries {
   /**
    * The record step. The request left flight; if it was answered (fully sent), its duration goes
    * into the series of its status code, found once and then cached here: no label object, no
-   * hashing per request.
+   * hashing per request. A sampled span's ids become the bucket's exemplar (when exemplars are on,
+   * the series has slots for them).
    */
-  end (answered: boolean, request: FastifyRequest, reply: FastifyReply, seconds: number): void {
+  end (answered: boolean, request: FastifyRequest, reply: FastifyReply, seconds: number, span: Span | null): void {
     this.active.value--
     if (!answered) return
-    if (this.metrics.customLabels.length === 0) this.forStatus(reply.statusCode).observe(seconds)
-    else this.metrics.observeWithCustomLabels(this, request, reply, seconds)
+    const s = this.metrics.customLabels.length === 0 ? this.forStatus(reply.statusCode) : this.metrics.seriesWithCustomLabels(this, request, reply)
+    if (span !== null && s.exemplars !== null) {
+      const sc = span.spanContext()
+      if ((sc.traceFlags & SAMPLED) !== 0) {
+        s.observeWithExemplar(seconds, sc.traceId, sc.spanId)
+        return
+      }
+    }
+    s.observe(seconds)
   }
 
   forStatus (statusCode: number): HistogramSeries {
@@ -116,7 +128,8 @@ export class HttpMetrics {
       options.prefix + DURATION_NAME,
       'Duration of HTTP server requests, in seconds. Its _count is the number of requests.',
       labelNames,
-      options.buckets
+      options.buckets,
+      options.exemplars
     ))
     this.active = this.adopt(new SeriesGauge(options.prefix + ACTIVE_NAME, 'Number of HTTP server requests in flight.', 'http_request_method'))
     this.unmatched = new RouteMetrics(this, UNMATCHED_ROUTE)
@@ -169,7 +182,7 @@ export class HttpMetrics {
    * Custom labels are the user's functions of the request: their values are not known per route,
    * so these series are looked up by label values on every request. A throwing function records "".
    */
-  observeWithCustomLabels (series: MethodSeries, request: FastifyRequest, reply: FastifyReply, seconds: number): void {
+  seriesWithCustomLabels (series: MethodSeries, request: FastifyRequest, reply: FastifyReply): HistogramSeries {
     const values = [series.method, series.route, this.statusLabel(reply.statusCode)]
     for (const [name, fn] of this.customLabels) {
       let v: string
@@ -181,7 +194,7 @@ export class HttpMetrics {
       }
       values.push(v)
     }
-    this.duration.seriesFor(values).observe(seconds)
+    return this.duration.seriesFor(values)
   }
 
   statusLabel (code: number): string {

@@ -72,6 +72,8 @@ export function observeRequests (fastify: FastifyInstance, routes: RouteStates, 
     if (traced) {
       rs = (tracing as Tracing).start(request, state.tracing!)
       ;(request as ObservedRequest)[kSpan] = rs
+      const announce = (tracing as Tracing).announce
+      if (announce !== null) announce(rs.span, request, reply)
       // Later hooks and the handler run inside the span's context, so their spans are children.
       // Fastify's body parsing keeps this context (content-type-parser runs in an AsyncResource).
       context.with(rs.ctx, next)
@@ -91,7 +93,7 @@ export function observeRequests (fastify: FastifyInstance, routes: RouteStates, 
   // Runs once per request, from the response's 'close': right after 'finish' for an answered
   // request, or when the connection goes away first.
   function finish (request: ObservedRequest, reply: FastifyReply, series: MethodSeries | null, rs: RequestSpan | null, start: number, answered: boolean): void {
-    if (series !== null) series.end(answered, request, reply, (performance.now() - start) / 1000)
+    if (series !== null) series.end(answered, request, reply, (performance.now() - start) / 1000, rs === null ? null : rs.span)
     if (rs !== null) {
       request[kSpan] = null
       if (answered) (tracing as Tracing).end(rs, reply)

@@ -47,6 +47,11 @@ export interface MetricsOptions {
    * `@prometheus-io/client` first, then `prom-client` (the one whose Registry `registry` is, if given).
    */
   client?: PromClientModule
+  /**
+   * A sampled request's trace (`trace_id`, `span_id`) as the exemplar of the duration bucket it
+   * lands in, latest wins; served in OpenMetrics only. Default true (needs tracing on).
+   */
+  exemplars?: boolean
 }
 
 export interface TracingOptions {
@@ -56,6 +61,14 @@ export interface TracingOptions {
   requestHook?: (span: Span, request: FastifyRequest) => void
   /** Record `url.query` (may contain secrets). Default false. */
   captureQuery?: boolean
+  /**
+   * Answer with the request's trace: `true` sets the W3C `traceresponse` header
+   * (`00-{trace-id}-{span-id}-{flags}`); a header name (e.g. 'x-trace-id') sets that header to the
+   * trace id. Default false.
+   */
+  responseHeader?: boolean | string
+  /** Add `trace_id`, `span_id` and `trace_flags` to `request.log` of traced requests. Default true. */
+  logIds?: boolean
 }
 
 export interface ObservabilityOptions {
@@ -78,12 +91,16 @@ export interface ResolvedMetrics {
   defaultMetrics: false | Record<string, unknown>
   registry: PromRegistry | undefined
   client: PromClientModule
+  exemplars: boolean
 }
 
 export interface ResolvedTracing {
   tracerProvider: TracerProvider | undefined
   requestHook: ((span: Span, request: FastifyRequest) => void) | undefined
   captureQuery: boolean
+  /** 'traceresponse', a header of the user's (set to the trace id), or null. */
+  responseHeader: string | null
+  logIds: boolean
 }
 
 export interface ResolvedOptions {
@@ -102,8 +119,10 @@ const RESERVED_LABELS = new Set(['http_request_method', 'http_route', 'http_resp
 
 // prefix/logLevel/logSerializers are Fastify's own register options, passed along to every plugin.
 const TOP_KEYS = ['include', 'exclude', 'metrics', 'tracing', 'prefix', 'logLevel', 'logSerializers']
-const METRICS_KEYS = ['endpoint', 'prefix', 'buckets', 'groupStatusCodes', 'customLabels', 'defaultMetrics', 'registry', 'client']
-const TRACING_KEYS = ['tracerProvider', 'requestHook', 'captureQuery']
+const METRICS_KEYS = ['endpoint', 'prefix', 'buckets', 'groupStatusCodes', 'customLabels', 'defaultMetrics', 'registry', 'client', 'exemplars']
+const TRACING_KEYS = ['tracerProvider', 'requestHook', 'captureQuery', 'responseHeader', 'logIds']
+/** An HTTP header name (RFC 9110 token). */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 /** What the plugin calls on a registry (PromRegistry), checked at register. */
 const REGISTRY_METHODS = ['registerMetric', 'getSingleMetric', 'getSingleMetricAsString', 'removeSingleMetric', 'getMetricsAsArray'] as const
 
@@ -231,7 +250,8 @@ function resolveMetrics (value: unknown): ResolvedMetrics | false {
     customLabels,
     defaultMetrics,
     registry: o.registry,
-    client
+    client,
+    exemplars: checkBoolean(o.exemplars, 'metrics.exemplars') ?? true
   }
 }
 
@@ -250,8 +270,19 @@ function resolveTracing (value: unknown): ResolvedTracing | false {
   return {
     tracerProvider: o.tracerProvider,
     requestHook: o.requestHook,
-    captureQuery: checkBoolean(o.captureQuery, 'tracing.captureQuery') ?? false
+    captureQuery: checkBoolean(o.captureQuery, 'tracing.captureQuery') ?? false,
+    responseHeader: resolveResponseHeader(o.responseHeader),
+    logIds: checkBoolean(o.logIds, 'tracing.logIds') ?? true
   }
+}
+
+function resolveResponseHeader (value: unknown): string | null {
+  if (value === undefined || value === false) return null
+  if (value === true) return 'traceresponse'
+  if (typeof value !== 'string' || !HEADER_NAME.test(value)) {
+    throw new ObservabilityOptionError('tracing.responseHeader', value, 'must be a boolean or an HTTP header name')
+  }
+  return value.toLowerCase()
 }
 
 export function resolveOptions (options: unknown): ResolvedOptions {
@@ -259,10 +290,14 @@ export function resolveOptions (options: unknown): ResolvedOptions {
   if (!isPlainObject(options)) throw new ObservabilityOptionError('options', options, 'must be an object')
   checkKeys(options, TOP_KEYS, '')
   // Fastify's own register options are fine here but are not ours to validate.
+  const metrics = resolveMetrics(options.metrics)
+  const tracing = resolveTracing(options.tracing)
+  // Exemplars name a trace: none without tracing.
+  if (metrics !== false && tracing === false) metrics.exemplars = false
   return {
     include: resolveGlobs(options.include, 'include'),
     exclude: resolveGlobs(options.exclude, 'exclude') ?? [],
-    metrics: resolveMetrics(options.metrics),
-    tracing: resolveTracing(options.tracing)
+    metrics,
+    tracing
   }
 }

@@ -10,6 +10,8 @@ import type { Attributes, Context, Span, SpanOptions, Tracer, TracerProvider } f
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { ResolvedTracing } from './options'
 import { KNOWN_METHODS, OTHER_METHOD } from './metrics'
+import { createAnnounce } from './trace-identity'
+import type { Announce } from './trace-identity'
 
 const TRACER_NAME = 'fastify-observability'
 
@@ -93,11 +95,14 @@ const NOOP_PROVIDER = new ProxyTracerProvider().getDelegate()
 export class Tracing {
   private readonly tracer: Tracer
   private readonly provider: TracerProvider
+  /** Tells the request's trace to its log lines and its caller (lib/trace-identity.ts), if asked. */
+  readonly announce: Announce | null
 
   constructor (private readonly options: ResolvedTracing) {
     // The global API hands out a ProxyTracer that follows an SDK started after register.
     this.provider = options.tracerProvider ?? trace.getTracerProvider()
     this.tracer = this.provider.getTracer(TRACER_NAME, TRACER_VERSION)
+    this.announce = createAnnounce(options.responseHeader, options.logIds)
   }
 
   /**

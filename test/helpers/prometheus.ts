@@ -106,6 +106,8 @@ export interface StartOptions {
   scrapeInterval?: string
   /** How long to wait for /-/ready. Default 30 s. */
   readyTimeoutMs?: number
+  /** --enable-feature flags, e.g. ['exemplar-storage']. */
+  features?: string[]
 }
 
 export interface PromSample {
@@ -169,7 +171,8 @@ export async function startPrometheus (opts: StartOptions): Promise<RunningProme
     `--config.file=${configFile}`,
     `--storage.tsdb.path=${join(dir, 'data')}`,
     `--web.listen-address=127.0.0.1:${port}`,
-    '--log.level=warn'
+    '--log.level=warn',
+    ...(opts.features ?? []).map((f) => `--enable-feature=${f}`)
   ], { stdio: ['ignore', 'pipe', 'pipe'] })
   child.stdout?.setEncoding('utf8').on('data', (d: string) => { log += d })
   child.stderr?.setEncoding('utf8').on('data', (d: string) => { log += d })
