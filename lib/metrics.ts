@@ -45,7 +45,7 @@ export class MethodSeries {
   end (answered: boolean, request: FastifyRequest, reply: FastifyReply, seconds: number, span: Span | null): void {
     this.active.value--
     if (!answered) return
-    const s = this.metrics.customLabels.length === 0 ? this.forStatus(reply.statusCode) : this.metrics.seriesWithCustomLabels(this, request, reply)
+    const s = this.metrics.customLabels.length === 0 ? this.forStatus(reply.statusCode) : this.metrics.seriesWithCustomLabels(this, request, reply, span)
     if (span !== null && s.exemplars !== null) {
       const sc = span.spanContext()
       if ((sc.traceFlags & SAMPLED) !== 0) {
@@ -182,7 +182,7 @@ export class HttpMetrics {
    * Custom labels are the user's functions of the request: their values are not known per route,
    * so these series are looked up by label values on every request. A throwing function records "".
    */
-  seriesWithCustomLabels (series: MethodSeries, request: FastifyRequest, reply: FastifyReply): HistogramSeries {
+  seriesWithCustomLabels (series: MethodSeries, request: FastifyRequest, reply: FastifyReply, span: Span | null): HistogramSeries {
     const values = [series.method, series.route, this.statusLabel(reply.statusCode)]
     for (const [name, fn] of this.customLabels) {
       let v: string
@@ -193,6 +193,10 @@ export class HttpMetrics {
         v = ''
       }
       values.push(v)
+    }
+    // One vocabulary: the same key and value on the span (still open: tracing ends it after this).
+    if (this.options.customLabelsOnSpan && span !== null && span.isRecording()) {
+      for (let i = 0; i < this.customLabels.length; i++) span.setAttribute(this.customLabels[i][0], values[3 + i])
     }
     return this.duration.seriesFor(values)
   }

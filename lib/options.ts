@@ -52,6 +52,11 @@ export interface MetricsOptions {
    * lands in, latest wins; served in OpenMetrics only. Default true (needs tracing on).
    */
   exemplars?: boolean
+  /**
+   * Also set each custom label on the request's span, as an attribute under the same key, so a
+   * query by label and a trace search by attribute find the same requests. Default false.
+   */
+  customLabelsOnSpan?: boolean
 }
 
 export interface TracingOptions {
@@ -92,6 +97,7 @@ export interface ResolvedMetrics {
   registry: PromRegistry | undefined
   client: PromClientModule
   exemplars: boolean
+  customLabelsOnSpan: boolean
 }
 
 export interface ResolvedTracing {
@@ -119,7 +125,7 @@ const RESERVED_LABELS = new Set(['http_request_method', 'http_route', 'http_resp
 
 // prefix/logLevel/logSerializers are Fastify's own register options, passed along to every plugin.
 const TOP_KEYS = ['include', 'exclude', 'metrics', 'tracing', 'prefix', 'logLevel', 'logSerializers']
-const METRICS_KEYS = ['endpoint', 'prefix', 'buckets', 'groupStatusCodes', 'customLabels', 'defaultMetrics', 'registry', 'client', 'exemplars']
+const METRICS_KEYS = ['endpoint', 'prefix', 'buckets', 'groupStatusCodes', 'customLabels', 'defaultMetrics', 'registry', 'client', 'exemplars', 'customLabelsOnSpan']
 const TRACING_KEYS = ['tracerProvider', 'requestHook', 'captureQuery', 'responseHeader', 'logIds']
 /** An HTTP header name (RFC 9110 token). */
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
@@ -251,7 +257,8 @@ function resolveMetrics (value: unknown): ResolvedMetrics | false {
     defaultMetrics,
     registry: o.registry,
     client,
-    exemplars: checkBoolean(o.exemplars, 'metrics.exemplars') ?? true
+    exemplars: checkBoolean(o.exemplars, 'metrics.exemplars') ?? true,
+    customLabelsOnSpan: checkBoolean(o.customLabelsOnSpan, 'metrics.customLabelsOnSpan') ?? false
   }
 }
 

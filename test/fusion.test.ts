@@ -169,3 +169,33 @@ t.test('responseHeader: the W3C traceresponse, or a header of your own with the 
 
   await t.rejects(appWith(t, { tracing: { responseHeader: 'bad header' } }), /option "tracing.responseHeader" must be a boolean or an HTTP header name, got "bad header"/)
 })
+
+// ------------------------------------------------------------------------------------------
+// One vocabulary; the user's own exemplars
+// ------------------------------------------------------------------------------------------
+t.test('customLabelsOnSpan: each custom label is also a span attribute under the same key', async (t) => {
+  const app = await appWith(t, { metrics: { customLabels: { tenant: (request) => String(request.headers['x-tenant'] ?? 'none') }, customLabelsOnSpan: true } })
+  await app.inject({ url: '/api/users/1', headers: { traceparent: SAMPLED, 'x-tenant': 'acme' } })
+  const [span] = exporter.getFinishedSpans().filter(s => s.kind === SpanKind.SERVER)
+  t.equal(span.attributes.tenant, 'acme', 'the attribute')
+  const text = (await app.inject('/metrics')).body
+  t.match(text, /http_server_request_duration_seconds_count\{[^}]*tenant="acme"\} 1/, 'the label, same key and value')
+
+  const off = await appWith(t, { metrics: { customLabels: { tenant: () => 'acme' } } })
+  await off.inject({ url: '/api/users/1', headers: { traceparent: SAMPLED } })
+  t.notOk('tenant' in exporter.getFinishedSpans()[0].attributes, 'off by default')
+})
+
+t.test("the application's own histograms and counters keep their exemplars in OpenMetrics", async (t) => {
+  const client = require('prom-client')
+  const registry = new client.Registry()
+  registry.setContentType(client.Registry.OPENMETRICS_CONTENT_TYPE)
+  const jobs = new client.Histogram({ name: 'job_seconds', help: 'Jobs.', buckets: [1], registers: [registry], enableExemplars: true })
+  jobs.observe({ value: 0.5, exemplarLabels: { trace_id: 'abc' } })
+  const orders = new client.Counter({ name: 'orders', help: 'Orders.', registers: [registry], enableExemplars: true })
+  orders.inc({ value: 2, exemplarLabels: { trace_id: 'def' } })
+  const app = await appWith(t, { metrics: { registry } })
+  const om = (await app.inject({ url: '/metrics', headers: { accept: OPENMETRICS } })).body
+  t.match(om, /^job_seconds_bucket\{le="1"\} 1 # \{trace_id="abc"\} 0.5 \d/m)
+  t.match(om, /^orders_total 2 # \{trace_id="def"\} 2 \d/m)
+})
