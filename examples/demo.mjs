@@ -14,7 +14,7 @@ const { default: Fastify } = await import('fastify')
 const { default: observability } = await import('fastify-observability')
 
 const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'warn' } })
-await app.register(observability)
+await app.register(observability, { tracing: { responseHeader: true } }) // traceresponse on every traced answer
 
 const users = new Map([['1', { id: '1', name: 'Ada' }], ['2', { id: '2', name: 'Linus' }]])
 app.get('/api/users/:id', async (request, reply) => users.get(request.params.id) ?? reply.code(404).send({ error: 'no such user' }))
@@ -27,14 +27,14 @@ const port = Number(process.env.PORT ?? 3000)
 await app.listen({ host: '127.0.0.1', port })
 const base = `http://127.0.0.1:${app.server.address().port}`
 console.log(`fastify-observability demo on ${base} (Ctrl-C to stop). Try:
-  curl ${base}/api/users/1
+  curl -i ${base}/api/users/1       (traceresponse: the trace id; LOG_LEVEL=info shows it in the log line)
   curl ${base}/api/users/42          (404)
   curl ${base}/api/fail              (500, an ERROR span)
   curl ${base}/api/internal          (config.metrics: false)
   curl ${base}/static/app.css
   curl ${base}/actuator/health
   curl ${base}/metrics               (Prometheus text)
-  curl -H 'Accept: application/openmetrics-text; version=1.0.0' ${base}/metrics`)
+  curl -H 'Accept: application/openmetrics-text; version=1.0.0' ${base}/metrics   (exemplars: trace ids)`)
 
 for (const signal of ['SIGINT', 'SIGTERM']) {
   process.once(signal, async () => {

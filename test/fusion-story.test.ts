@@ -50,4 +50,7 @@ t.test('latency -> exemplar -> trace -> log line, on the wire', skip === null ? 
   if (raw === undefined) return
   t.match(JSON.parse(raw), { trace_id: TRACE_ID, span_id: found.labels.span_id }, 'the log line names the same trace and span')
   t.equal(raw.split('"trace_id"').length, 2, 'once: the preload\'s instrumentation-pino adds the ids, the plugin then does not')
+  const completed = app.stdout().split('\n').filter(l => l.includes('"request completed"')).map(l => JSON.parse(l) as Record<string, unknown>)
+  const reqId = (JSON.parse(raw) as { reqId: string }).reqId
+  t.match(completed.find(l => l.reqId === reqId), { trace_id: TRACE_ID }, "Fastify's request completed line too")
 })

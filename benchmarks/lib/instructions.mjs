@@ -28,7 +28,10 @@ export const INSTR_EXTRA_VARIANTS = [
   { name: 'plugin-metrics-nodefaults', kind: 'plugin', description: "this plugin, metrics only, prom-client's default metrics off: the hot path without their 10 ms event-loop-delay timer, whose share per request valgrind's slowdown inflates ~50x" },
   { name: 'context-with', kind: 'reference', description: 'floor for a request the sampler drops: same SDK set-up, one onRequest hook running the request in context.with(active().setValue(key, 1)), one shared \'close\' listener' },
   { name: 'plugin-full-sdk-sampled-out', kind: 'plugin', description: 'as plugin-full-sdk with ParentBased(TraceIdRatioBased(0)): every request dropped by the sampler' },
-  { name: 'plugin-full-sdk-10pct', kind: 'plugin', description: 'as plugin-full-sdk with ParentBased(TraceIdRatioBased(0.1)): 10% of requests sampled' }
+  { name: 'plugin-full-sdk-10pct', kind: 'plugin', description: 'as plugin-full-sdk with ParentBased(TraceIdRatioBased(0.1)): 10% of requests sampled' },
+  { name: 'plugin-full-sdk-no-exemplars', kind: 'plugin', description: 'as plugin-full-sdk with metrics.exemplars false: the difference is the cost of the exemplars (issue #11)' },
+  { name: 'plugin-full-sdk-logger', kind: 'plugin', description: "as plugin-full-sdk with Fastify's logger on (info, to /dev/null): trace ids bound on request.log (tracing.logIds, the default)" },
+  { name: 'plugin-full-sdk-logger-no-ids', kind: 'plugin', description: 'as plugin-full-sdk-logger with tracing.logIds false: the difference is the cost of the log fields (issue #11)' }
 ]
 
 /** The floor each tracing variant is compared with: one variant, or a weighted mix of two. */

@@ -83,13 +83,13 @@ function send (msg) {
  * @param {() => Promise<object|void>} [v.setup] runs before fastify is imported; may return { info, stats }
  * @param {(app: any, ctx: object) => Promise<void>|void} [v.register] registers plugins/hooks before the routes
  */
-export async function runServer ({ name, setup, register }) {
+export async function runServer ({ name, setup, register, fastifyOptions }) {
   let app
   let ctx = {}
   try {
     ctx = (setup ? await setup() : undefined) ?? {}
     const { default: Fastify } = await import('fastify')
-    app = Fastify({ logger: false })
+    app = Fastify({ logger: false, ...fastifyOptions })
     if (register) await register(app, ctx)
     addRoutes(app)
     await app.listen({ host: '127.0.0.1', port: Number(process.env.BENCH_PORT ?? 0) })
