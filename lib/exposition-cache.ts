@@ -45,7 +45,7 @@ function linesOrSnapshot (s: HistogramSeries, openMetrics: boolean, defaults: Re
       return r.text
     }
   }
-  return { series: s, epoch: s.epoch, count: s.count, sum: s.sum, counts: s.counts.slice(), exemplars: s.exemplars?.map(copyExemplar) ?? null }
+  return { series: s, epoch: s.epoch, count: s.count, sum: s.sum, counts: s.counts.slice(), exemplars: openMetrics ? s.exemplars?.map(copyExemplar) ?? null : null }
 }
 
 /** Exemplar objects are overwritten in place by later requests: a snapshot copies their values. */

@@ -59,7 +59,7 @@ function observability (fastify: FastifyInstance, opts: ObservabilityOptions, do
   }
   fastify.decorate(kRegistered, true)
   const metrics = options.metrics === false ? null : new HttpMetrics(options.metrics)
-  const tracing = options.tracing === false ? null : new Tracing(options.tracing)
+  const tracing = options.tracing === false ? null : new Tracing(options.tracing, fastify.log)
   const routes = createRouteStates(createRoutePolicy(options.include, options.exclude), metrics, tracing)
 
   fastify.addHook('onRoute', routes.onRoute)

@@ -16,7 +16,8 @@ export interface Exemplar {
 export class HistogramSeries {
   readonly labels: Record<string, string>
   readonly counts: number[]
-  readonly exemplars: Array<Exemplar | null> | null
+  /** Per bucket, the latest sampled request's exemplar; null until the first one. */
+  exemplars: Array<Exemplar | null> | null = null
   sum = 0
   count = 0
   /**
@@ -26,11 +27,10 @@ export class HistogramSeries {
   epoch = 0
   private readonly bounds: readonly number[]
 
-  constructor (labels: Record<string, string>, bounds: readonly number[], withExemplars: boolean) {
+  constructor (labels: Record<string, string>, bounds: readonly number[]) {
     this.labels = labels
     this.bounds = bounds
     this.counts = new Array(bounds.length + 1).fill(0)
-    this.exemplars = withExemplars ? new Array(bounds.length + 1).fill(null) : null
   }
 
   observe (value: number): number {
@@ -50,8 +50,9 @@ export class HistogramSeries {
    */
   observeWithExemplar (value: number, traceId: string, spanId: string): void {
     const i = this.observe(value)
-    const exemplars = this.exemplars
-    if (exemplars === null) return
+    // Slots made on the first exemplar: a series (or a registry shared with an app without
+    // tracing) that never sees a sampled request has none, and renders as before.
+    const exemplars = this.exemplars ??= new Array(this.counts.length).fill(null)
     const e = exemplars[i]
     if (e === null) {
       exemplars[i] = { labelSet: { trace_id: traceId, span_id: spanId }, value, timestamp: Date.now() / 1000 }
@@ -74,13 +75,10 @@ export class SeriesHistogram {
   readonly type = 'histogram'
   readonly aggregator = 'sum'
   readonly series = new Map<string, HistogramSeries>()
-  enableExemplars = false
   /** Set while lib/default-labels.ts asks the registry to render its probe sample. */
   probing = false
 
-  constructor (readonly name: string, readonly help: string, readonly labelNames: readonly string[], readonly upperBounds: readonly number[], withExemplars = false) {
-    this.enableExemplars = withExemplars
-  }
+  constructor (readonly name: string, readonly help: string, readonly labelNames: readonly string[], readonly upperBounds: readonly number[]) {}
 
   /** The series for these label values (in labelNames order), created on first use. */
   seriesFor (values: readonly string[]): HistogramSeries {
@@ -89,7 +87,7 @@ export class SeriesHistogram {
     if (s === undefined) {
       const labels: Record<string, string> = {}
       for (let i = 0; i < this.labelNames.length; i++) labels[this.labelNames[i]] = values[i]
-      s = new HistogramSeries(labels, this.upperBounds, this.enableExemplars)
+      s = new HistogramSeries(labels, this.upperBounds)
       this.series.set(key, s)
     }
     return s

@@ -46,7 +46,7 @@ export class MethodSeries {
     this.active.value--
     if (!answered) return
     const s = this.metrics.customLabels.length === 0 ? this.forStatus(reply.statusCode) : this.metrics.seriesWithCustomLabels(this, request, reply, span)
-    if (span !== null && s.exemplars !== null) {
+    if (span !== null && this.metrics.options.exemplars) {
       const sc = span.spanContext()
       if ((sc.traceFlags & SAMPLED) !== 0) {
         s.observeWithExemplar(seconds, sc.traceId, sc.spanId)
@@ -128,8 +128,7 @@ export class HttpMetrics {
       options.prefix + DURATION_NAME,
       'Duration of HTTP server requests, in seconds. Its _count is the number of requests.',
       labelNames,
-      options.buckets,
-      options.exemplars
+      options.buckets
     ))
     this.active = this.adopt(new SeriesGauge(options.prefix + ACTIVE_NAME, 'Number of HTTP server requests in flight.', 'http_request_method'))
     this.unmatched = new RouteMetrics(this, UNMATCHED_ROUTE)

@@ -70,10 +70,8 @@ export function observeRequests (fastify: FastifyInstance, routes: RouteStates, 
       }
     })
     if (traced) {
-      rs = (tracing as Tracing).start(request, state.tracing!)
+      rs = (tracing as Tracing).start(request, reply, state.tracing!)
       ;(request as ObservedRequest)[kSpan] = rs
-      const announce = (tracing as Tracing).announce
-      if (announce !== null) announce(rs.span, request, reply)
       // Later hooks and the handler run inside the span's context, so their spans are children.
       // Fastify's body parsing keeps this context (content-type-parser runs in an AsyncResource).
       context.with(rs.ctx, next)

@@ -127,6 +127,8 @@ const RESERVED_LABELS = new Set(['http_request_method', 'http_route', 'http_resp
 const TOP_KEYS = ['include', 'exclude', 'metrics', 'tracing', 'prefix', 'logLevel', 'logSerializers']
 const METRICS_KEYS = ['endpoint', 'prefix', 'buckets', 'groupStatusCodes', 'customLabels', 'defaultMetrics', 'registry', 'client', 'exemplars', 'customLabelsOnSpan']
 const TRACING_KEYS = ['tracerProvider', 'requestHook', 'captureQuery', 'responseHeader', 'logIds']
+/** Headers whose meaning a trace id would break: not accepted as tracing.responseHeader. */
+const RESERVED_RESPONSE_HEADERS = new Set(['age', 'allow', 'cache-control', 'connection', 'content-encoding', 'content-length', 'content-location', 'content-range', 'content-type', 'date', 'etag', 'expires', 'keep-alive', 'last-modified', 'location', 'proxy-authenticate', 'retry-after', 'server', 'set-cookie', 'trailer', 'transfer-encoding', 'upgrade', 'vary', 'www-authenticate'])
 /** An HTTP header name (RFC 9110 token). */
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 /** What the plugin calls on a registry (PromRegistry), checked at register. */
@@ -288,6 +290,9 @@ function resolveResponseHeader (value: unknown): string | null {
   if (value === true) return 'traceresponse'
   if (typeof value !== 'string' || !HEADER_NAME.test(value)) {
     throw new ObservabilityOptionError('tracing.responseHeader', value, 'must be a boolean or an HTTP header name')
+  }
+  if (RESERVED_RESPONSE_HEADERS.has(value.toLowerCase())) {
+    throw new ObservabilityOptionError('tracing.responseHeader', value, 'must not be a header with a meaning of its own in HTTP (choose e.g. "x-trace-id")')
   }
   return value.toLowerCase()
 }

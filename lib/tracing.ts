@@ -7,7 +7,7 @@
 // metrics (as @fastify/otel does).
 import { context, createContextKey, propagation, trace, ProxyTracerProvider, SpanKind, SpanStatusCode } from '@opentelemetry/api'
 import type { Attributes, Context, Span, SpanOptions, Tracer, TracerProvider } from '@opentelemetry/api'
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import type { ResolvedTracing } from './options'
 import { KNOWN_METHODS, OTHER_METHOD } from './metrics'
 import { createAnnounce } from './trace-identity'
@@ -96,13 +96,14 @@ export class Tracing {
   private readonly tracer: Tracer
   private readonly provider: TracerProvider
   /** Tells the request's trace to its log lines and its caller (lib/trace-identity.ts), if asked. */
-  readonly announce: Announce | null
+  private readonly announce: Announce | null
+  private announceFailed = false
 
-  constructor (private readonly options: ResolvedTracing) {
+  constructor (private readonly options: ResolvedTracing, rootLog: FastifyBaseLogger) {
     // The global API hands out a ProxyTracer that follows an SDK started after register.
     this.provider = options.tracerProvider ?? trace.getTracerProvider()
     this.tracer = this.provider.getTracer(TRACER_NAME, TRACER_VERSION)
-    this.announce = createAnnounce(options.responseHeader, options.logIds)
+    this.announce = createAnnounce(options.responseHeader, options.logIds, rootLog)
   }
 
   /**
@@ -115,7 +116,7 @@ export class Tracing {
   }
 
   /** Start (or borrow) the SERVER span. The caller runs the rest of the request inside `ctx`. */
-  start (request: FastifyRequest, route: RouteTracing): RequestSpan {
+  start (request: FastifyRequest, reply: FastifyReply, route: RouteTracing): RequestSpan {
     const active = context.active()
     // instrumentation-http's metadata for this very request is on the active context while
     // Fastify routes it. It names the span and sets http.route from `route` when the span ends.
@@ -123,14 +124,27 @@ export class Tracing {
     if (rpc !== undefined && rpc.type === RPC_TYPE_HTTP && rpc.span !== undefined && trace.getSpan(active) === rpc.span && !claimed.has(rpc)) {
       claimed.add(rpc)
       if (route.route !== undefined) rpc.route = route.route
+      if (this.announce !== null) this.tell(rpc.span, request, reply)
       return { span: rpc.span, ctx: active, borrowed: true, errorType: undefined, errorMessage: undefined }
     }
 
     const { name, options } = route.forMethod(request.method)
     const parent = propagation.extract(active, request.headers)
     const span = this.tracer.startSpan(name, options, parent)
+    // Before describe(): a warning about the user's requestHook then carries the ids too.
+    if (this.announce !== null) this.tell(span, request, reply)
     if (span.isRecording()) this.describe(span, request)
     return { span, ctx: trace.setSpan(parent, span), borrowed: false, errorType: undefined, errorMessage: undefined }
+  }
+
+  /** announce(), which must never fail the request: a user's logger or header hook may throw. */
+  private tell (span: Span, request: FastifyRequest, reply: FastifyReply): void {
+    try {
+      (this.announce as Announce)(span, request, reply)
+    } catch (err) {
+      if (!this.announceFailed) request.log.warn({ err }, 'fastify-observability: telling the trace id to the log or the response failed')
+      this.announceFailed = true
+    }
   }
 
   // Nearly every request of a server carries the same Host header: parse it once, not per

@@ -51,7 +51,6 @@ t.test("prom-client metrics: text equals prom-client's own rendering; OpenMetric
 t.test("the plugin's own instruments render like prom-client's, plus exemplars only in OpenMetrics", async (t) => {
   const registry = new client.Registry()
   const mine = new SeriesHistogram('d_seconds', 'D.', ['method', 'route'], [0.1, 1])
-  mine.enableExemplars = true
   registry.registerMetric(mine as any)
   mine.seriesFor(['GET', '/a']).observe(0.05)
   mine.seriesFor(['GET', '/a']).observeWithExemplar(0.5, '0af7651916cd43dd8448eb211c80319c', 'b7ad6b7169203331')

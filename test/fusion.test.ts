@@ -199,3 +199,54 @@ t.test("the application's own histograms and counters keep their exemplars in Op
   t.match(om, /^job_seconds_bucket\{le="1"\} 1 # \{trace_id="abc"\} 0.5 \d/m)
   t.match(om, /^orders_total 2 # \{trace_id="def"\} 2 \d/m)
 })
+
+// ------------------------------------------------------------------------------------------
+// Review cases
+// ------------------------------------------------------------------------------------------
+t.test('the Prometheus text format is the same bytes with exemplars on and off (but _sum)', async (t) => {
+  const bodies: string[] = []
+  for (const exemplars of [true, false]) {
+    const app = await appWith(t, { metrics: { exemplars } })
+    await app.inject({ url: '/api/users/1', headers: { traceparent: SAMPLED } })
+    bodies.push((await app.inject('/metrics')).body.replace(/^(\S+_sum\S*) .*$/gm, '$1 <sum>'))
+  }
+  t.equal(bodies[0], bodies[1])
+})
+
+t.test("a warning about the user's requestHook carries the ids too", async (t) => {
+  const { app, lines } = await loggedApp(t, { tracing: { requestHook: () => { throw new Error('hook failed') } } })
+  await app.inject({ url: '/api/logs', headers: { traceparent: SAMPLED } })
+  const warning = lines.find(l => typeof l.msg === 'string' && l.msg.includes('requestHook'))
+  t.match(warning, { trace_id: TRACE_ID }, JSON.stringify(warning))
+})
+
+t.test('a childLoggerFactory that returns the root logger: nothing bound on it, no ids piling up', async (t) => {
+  const lines: Array<Record<string, unknown>> = []
+  const stream = { write (chunk: string) { lines.push(JSON.parse(chunk)) } }
+  const app = await appWith(t, {}, { logger: { level: 'info', stream }, childLoggerFactory: (logger: unknown) => logger })
+  for (let i = 0; i < 3; i++) await app.inject({ url: '/api/users/1', headers: { traceparent: SAMPLED } })
+  app.log.info('outside any request')
+  t.notOk('trace_id' in (lines.find(l => l.msg === 'outside any request') ?? {}), 'the root logger is left alone')
+})
+
+t.test('a logger whose setBindings throws: the request is answered, one warning', async (t) => {
+  const warnings: unknown[] = []
+  const noop = (): void => {}
+  // Every child() a new object, as pino's: so request.log is never the instance's logger.
+  const makeLogger = (): Record<string, unknown> => ({
+    level: 'info',
+    setBindings () { throw new Error('no bindings here') },
+    info: noop,
+    error: noop,
+    debug: noop,
+    fatal: noop,
+    trace: noop,
+    warn: (o: unknown) => { warnings.push(o) },
+    child: makeLogger
+  })
+  const app = await appWith(t, {}, { loggerInstance: makeLogger() })
+  for (let i = 0; i < 2; i++) {
+    t.equal((await app.inject({ url: '/api/users/1', headers: { traceparent: SAMPLED } })).statusCode, 200)
+  }
+  t.equal(warnings.length, 1, 'warned once')
+})

@@ -12,7 +12,7 @@ function metricsOptions (metrics: object = {}): ResolvedMetrics {
 }
 
 t.test('a value equal to a bound falls in that bucket (le is <=)', async (t) => {
-  const s = new HistogramSeries({}, [0.1, 1], false)
+  const s = new HistogramSeries({}, [0.1, 1])
   t.equal(s.observe(0.1), 0)
   t.equal(s.observe(0.10001), 1)
   t.equal(s.observe(1), 1)

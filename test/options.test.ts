@@ -64,7 +64,12 @@ const bad: Array<[string, unknown, RegExp]> = [
   ['metrics a string', { metrics: 'on' }, /option "metrics" must be false or an object, got "on"/],
   ['tracing unknown key', { tracing: { sampler: 1 } }, /option "tracing.sampler" is not a known option/],
   ['tracing provider wrong', { tracing: { tracerProvider: {} } }, /option "tracing.tracerProvider" must be an OpenTelemetry TracerProvider/],
-  ['tracing hook wrong', { tracing: { requestHook: 1 } }, /option "tracing.requestHook" must be a function, got|option "tracing.requestHook" must be a function \(span, request\) => void, got 1/]
+  ['tracing hook wrong', { tracing: { requestHook: 1 } }, /option "tracing.requestHook" must be a function, got|option "tracing.requestHook" must be a function \(span, request\) => void, got 1/],
+  ['exemplars not a boolean', { metrics: { exemplars: 'yes' } }, /option "metrics.exemplars" must be a boolean, got "yes"/],
+  ['customLabelsOnSpan not a boolean', { metrics: { customLabelsOnSpan: 1 } }, /option "metrics.customLabelsOnSpan" must be a boolean, got 1/],
+  ['logIds not a boolean', { tracing: { logIds: 'no' } }, /option "tracing.logIds" must be a boolean, got "no"/],
+  ['responseHeader not a header name', { tracing: { responseHeader: 'x trace' } }, /option "tracing.responseHeader" must be a boolean or an HTTP header name, got "x trace"/],
+  ['responseHeader with a meaning of its own', { tracing: { responseHeader: 'Set-Cookie' } }, /option "tracing.responseHeader" must not be a header with a meaning of its own.*got "Set-Cookie"/]
 ]
 
 for (const [what, options, message] of bad) {

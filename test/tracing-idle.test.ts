@@ -8,7 +8,7 @@ import observability from '../lib/index'
 import { Tracing } from '../lib/tracing'
 
 t.test('idle while no SDK is registered, active once one is', async (t) => {
-  const tracing = new Tracing({ tracerProvider: undefined, requestHook: undefined, captureQuery: false })
+  const tracing = new Tracing({ tracerProvider: undefined, requestHook: undefined, captureQuery: false, responseHeader: null, logIds: true }, Fastify().log)
   t.equal(tracing.idle, true, 'no SDK yet')
 
   // Spy on the span start: while idle the hook must not even get there (the cost is the point).
