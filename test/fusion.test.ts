@@ -250,3 +250,20 @@ t.test('a logger whose setBindings throws: the request is answered, one warning'
   }
   t.equal(warnings.length, 1, 'warned once')
 })
+
+t.test("at level warn the warn lines carry the ids; the user's own pino mixin still applies", async (t) => {
+  const lines: Array<Record<string, unknown>> = []
+  const stream = { write (chunk: string) { lines.push(JSON.parse(chunk)) } }
+  const app = await appWith(t, {}, { logger: { level: 'warn', stream, mixin: () => ({ app: 'shop' }) } })
+  app.get('/api/warns', async (request) => {
+    request.log.info('filtered out')
+    request.log.warn('careful')
+    return 'ok'
+  })
+  await app.inject({ url: '/api/warns', headers: { traceparent: SAMPLED } })
+  t.same(lines.map(l => l.msg), ['careful'], 'only the warn line')
+  t.match(lines[0], { app: 'shop', trace_id: TRACE_ID, span_id: serverSpanId(), trace_flags: '01' })
+  app.log.warn('outside any request')
+  t.match(lines[1], { app: 'shop', msg: 'outside any request' })
+  t.notOk('trace_id' in lines[1], 'the instance logger keeps only its own mixin')
+})
