@@ -4,6 +4,7 @@
 // comes first; below 22, which it does not support, prom-client does. The lookup is made once per
 // process, so registrations without a registry of their own all use the same module.
 import type { PromClientModule, PromRegistry } from './options'
+import { resolveFrom } from './installed'
 
 const NODE_MAJOR = Number(process.versions.node.split('.')[0])
 
@@ -18,12 +19,7 @@ function installedClients (): Array<{ name: string, module: PromClientModule }> 
   if (installed === undefined) {
     const found: Array<{ name: string, module: PromClientModule }> = []
     for (const name of CLIENT_PACKAGES) {
-      try {
-        require.resolve(name)
-      } catch {
-        continue // not installed
-      }
-      found.push({ name, module: require(name) as PromClientModule }) // installed: its errors are real
+      if (resolveFrom(require, name) !== undefined) found.push({ name, module: require(name) as PromClientModule })
     }
     installed = found
   }

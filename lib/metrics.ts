@@ -46,7 +46,7 @@ export class MethodSeries {
     this.active.value--
     if (!answered) return
     const s = this.metrics.customLabels.length === 0 ? this.forStatus(reply.statusCode) : this.metrics.seriesWithCustomLabels(this, request, reply, span)
-    if (span !== null && this.metrics.options.exemplars) {
+    if (span !== null && this.metrics.exemplars) {
       const sc = span.spanContext()
       if ((sc.traceFlags & SAMPLED) !== 0) {
         s.observeWithExemplar(seconds, sc.traceId, sc.spanId)
@@ -113,6 +113,8 @@ export class HttpMetrics {
   readonly active: SeriesGauge
   readonly unmatched: RouteMetrics
   readonly customLabels: ReadonlyArray<[string, CustomLabelFn]>
+  /** options.exemplars, read per request. */
+  readonly exemplars: boolean
   private readonly owned: string[] = []
   private readonly groupStatusCodes: boolean
   private readonly statusLabels: string[] = []
@@ -122,6 +124,7 @@ export class HttpMetrics {
     this.registry = options.registry ?? new client.Registry()
     this.groupStatusCodes = options.groupStatusCodes
     this.customLabels = options.customLabels
+    this.exemplars = options.exemplars
 
     const labelNames = ['http_request_method', 'http_route', 'http_response_status_code', ...options.customLabels.map(([name]) => name)]
     this.duration = this.adopt(new SeriesHistogram(

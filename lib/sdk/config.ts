@@ -4,7 +4,7 @@
 // span limits, OTEL_RESOURCE_ATTRIBUTES) is left to it. OTEL_BSP_* is read here: sdk-trace's
 // BatchSpanProcessor (unlike sdk-trace-base's) does not read it, in either SDK line.
 import type { BatchOptions, OtlpOptions, ResolvedTelemetryConfig, Sampler, SamplerName, TelemetryOptions, TraceExporterName } from './options'
-import { envString, parseBool, quote } from './env'
+import { envString, firstSet, parseBool, quote } from './env'
 import { TelemetryConfigError } from './errors'
 import { resolveJaeger, resolveOtlp } from './exporter-config'
 import type { JaegerExporterConfig } from './exporter-config'
@@ -27,9 +27,9 @@ const BATCH_ENV: Array<[keyof BatchOptions, string]> = [
 function resolveBatch (options: TelemetryOptions, env: NodeJS.ProcessEnv, issues: string[]): BatchOptions {
   const out: BatchOptions = {}
   for (const [key, name] of BATCH_ENV) {
-    const given = options.batch?.[key]
-    const [source, raw] = given !== undefined ? [`options.batch.${key}`, given] : [name, envString(env, name)]
-    if (raw === undefined) continue
+    const set = firstSet<number | string>([`options.batch.${key}`, options.batch?.[key]], [name, envString(env, name)])
+    if (set === undefined) continue
+    const [source, raw] = set
     const n = typeof raw === 'number' ? raw : /^\d+$/.test(raw) ? Number(raw) : NaN
     if (!Number.isSafeInteger(n) || n < (key === 'scheduledDelayMillis' ? 0 : 1)) {
       issues.push(`${source}=${quote(raw)} must be ${key === 'scheduledDelayMillis' ? 'a non-negative' : 'a positive'} integer`)
@@ -80,22 +80,14 @@ function resolveExporterNames (options: TelemetryOptions, env: NodeJS.ProcessEnv
 function resolveSampler (options: TelemetryOptions, env: NodeJS.ProcessEnv, issues: string[]): ResolvedTelemetryConfig['sampler'] {
   if (options.sampler !== undefined && typeof options.sampler !== 'string') return { name: 'custom' }
   let name: SamplerName = 'parentbased_always_on'
-  const nameSource = options.sampler !== undefined
-    ? ['options.sampler', options.sampler] as const
-    : envString(env, 'OTEL_TRACES_SAMPLER') !== undefined
-      ? ['OTEL_TRACES_SAMPLER', envString(env, 'OTEL_TRACES_SAMPLER')!] as const
-      : undefined
+  const nameSource = firstSet<string>(['options.sampler', options.sampler], ['OTEL_TRACES_SAMPLER', envString(env, 'OTEL_TRACES_SAMPLER')])
   if (nameSource !== undefined) {
     if ((SAMPLER_NAMES as readonly string[]).includes(nameSource[1])) name = nameSource[1] as SamplerName
     else issues.push(`${nameSource[0]}=${quote(nameSource[1])} is not a supported sampler (expected one of ${SAMPLER_NAMES.join(', ')})`)
   }
   if (name !== 'traceidratio' && name !== 'parentbased_traceidratio') return { name }
   let ratio = 1
-  const argSource = options.samplerArg !== undefined
-    ? ['options.samplerArg', options.samplerArg] as const
-    : envString(env, 'OTEL_TRACES_SAMPLER_ARG') !== undefined
-      ? ['OTEL_TRACES_SAMPLER_ARG', envString(env, 'OTEL_TRACES_SAMPLER_ARG')!] as const
-      : undefined
+  const argSource = firstSet<number | string>(['options.samplerArg', options.samplerArg], ['OTEL_TRACES_SAMPLER_ARG', envString(env, 'OTEL_TRACES_SAMPLER_ARG')])
   if (argSource !== undefined) {
     const raw = argSource[1]
     const n = typeof raw === 'number' ? raw : (String(raw).trim() === '' ? NaN : Number(raw))

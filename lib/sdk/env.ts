@@ -8,6 +8,12 @@ export function envString (env: NodeJS.ProcessEnv, name: string): string | undef
   return t === '' ? undefined : t
 }
 
+/** The first of these sources that is set, as [source, value]: an option, then its variables. */
+export function firstSet<T> (...sources: Array<[string, T | undefined]>): [string, T] | undefined {
+  for (const [source, value] of sources) if (value !== undefined) return [source, value]
+  return undefined
+}
+
 /** A value as it appears in an error message. */
 export function quote (v: unknown): string {
   return typeof v === 'string' ? JSON.stringify(v) : String(v)

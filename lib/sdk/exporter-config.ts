@@ -1,7 +1,7 @@
 // Where spans go: the OTLP and Jaeger exporter settings, resolved from options over OTEL_* variables
 // and validated up front, so a bad endpoint stops start-up instead of losing every span later.
 import type { JaegerOptions, OtlpOptions, OtlpProtocol, ResolvedTelemetryConfig, TelemetryOptions } from './options'
-import { checkHttpUrl, envString, quote } from './env'
+import { checkHttpUrl, envString, firstSet, quote } from './env'
 
 export const OTLP_PROTOCOLS: readonly OtlpProtocol[] = ['http/protobuf', 'http/json', 'grpc']
 
@@ -10,12 +10,6 @@ export interface JaegerExporterConfig extends Omit<JaegerOptions, 'endpoint' | '
   endpoint?: string
   host?: string
   port?: number
-}
-
-/** The first of these sources that is set, as [source, value]. */
-function firstSet<T> (...sources: Array<[string, T | undefined]>): [string, T] | undefined {
-  for (const [source, value] of sources) if (value !== undefined) return [source, value]
-  return undefined
 }
 
 export function resolveOtlp (options: TelemetryOptions, env: NodeJS.ProcessEnv, issues: string[]): { otlp: NonNullable<ResolvedTelemetryConfig['otlp']>, otlpOptions: OtlpOptions } {

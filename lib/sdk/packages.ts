@@ -7,21 +7,13 @@ import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { TelemetryPackageMissingError } from './errors'
+import { resolveFrom } from '../installed'
 
 export const SDK_NODE = '@opentelemetry/sdk-node'
 export const AUTO_INSTRUMENTATIONS = '@opentelemetry/auto-instrumentations-node'
 /** What a user without the SDK is told to install. */
 export const SDK_INSTALL = `${SDK_NODE} ${AUTO_INSTRUMENTATIONS}`
 const WHO = 'fastify-observability/sdk (and /register)'
-
-/** Where `req` finds the package, undefined when it cannot (not installed there). */
-function resolveFrom (req: NodeJS.Require, name: string): string | undefined {
-  try {
-    return req.resolve(name)
-  } catch {
-    return undefined
-  }
-}
 
 function sdkNodeMain (): string | undefined {
   return resolveFrom(require, SDK_NODE)
@@ -56,7 +48,6 @@ export function requireSdkNode (): typeof import('@opentelemetry/sdk-node') {
 
 /** A package next to this plugin (the user installed it), e.g. auto-instrumentations. */
 export function requireInstalled<T> (name: string, why: string, install = name): T {
-  // Resolved first, then loaded: a package that is there but fails to load shows its own error.
   if (resolveFrom(require, name) === undefined) throw new TelemetryPackageMissingError(why, name, install)
   return require(name) as T
 }
