@@ -90,8 +90,14 @@ export async function promtoolCheckMetrics (text: string): Promise<PromtoolResul
 }
 
 export interface StartOptions {
-  /** host:port targets of the one scrape job (job="app"). */
+  /** host:port targets of the one scrape job (job="app"). Ignored when `config` is given. */
   targets: string[]
+  /**
+   * The whole prometheus.yml to use instead of the generated one-job config (e.g. the sample in
+   * docs/prometheus/ with its paths and ports filled in). `scrapeInterval`, `metricsPath`,
+   * `scrapeProtocols` and `targets` are then not used.
+   */
+  config?: string
   /**
    * scrape_protocols of the job, e.g. ['OpenMetricsText1.0.0'] (Prometheus >= 2.49). On older
    * versions (Debian 12 has 2.42) the option does not exist and the scrape Accept header always
@@ -152,7 +158,7 @@ export async function startPrometheus (opts: StartOptions): Promise<RunningProme
 
   const dir = mkdtempSync(join(tmpdir(), 'fo-prometheus-'))
   const port = await freePort()
-  const config =
+  const config = opts.config ??
     'global:\n' +
     `  scrape_interval: ${interval}\n` +
     `  scrape_timeout: ${interval}\n` +
