@@ -3,13 +3,14 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { resolveOptions, DEFAULT_BUCKETS } from './options'
 import { ObservabilityOptionError, AlreadyRegisteredError } from './errors'
-import type { ObservabilityOptions, MetricsOptions, TracingOptions, PromRegistry, PromClientModule, CustomLabelFn } from './options'
+import type { ObservabilityOptions, MetricsOptions, TracingOptions, DiscoveryOptions, PromRegistry, PromClientModule, CustomLabelFn } from './options'
 import { createRoutePolicy } from './route-policy'
 import { createRouteStates } from './route-state'
 import { observeRequests } from './observation'
 import { HttpMetrics, UNMATCHED_ROUTE, OTHER_METHOD, DURATION_NAME, ACTIVE_NAME } from './metrics'
 import { Tracing } from './tracing'
 import { publishedHandle } from './telemetry-handle'
+import { announceTarget } from './discovery'
 import { createMetricsHandler, createEndpointHandler, render, prefersOpenMetrics, PROMETHEUS_CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE } from './exposition'
 import type { MetricsHandler } from './exposition'
 
@@ -81,6 +82,8 @@ function observability (fastify: FastifyInstance, opts: ObservabilityOptions, do
     }
   }
 
+  if (options.discovery !== false) announceTarget(fastify, options.discovery)
+
   fastify.addHook('onClose', async function releaseObservability () {
     metrics?.close()
     // The ./register preload's SDK: flush so a graceful shutdown loses no span.
@@ -109,7 +112,7 @@ export {
   PROMETHEUS_CONTENT_TYPE,
   OPENMETRICS_CONTENT_TYPE
 }
-export type { ObservabilityOptions, MetricsOptions, TracingOptions, PromRegistry, PromClientModule, CustomLabelFn, MetricsHandler }
+export type { ObservabilityOptions, MetricsOptions, TracingOptions, DiscoveryOptions, PromRegistry, PromClientModule, CustomLabelFn, MetricsHandler }
 
 // require('fastify-observability') returns the plugin itself, as with every Fastify plugin;
 // .default and the named exports stay reachable on it.

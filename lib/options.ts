@@ -1,6 +1,9 @@
 // Option types, defaults and validation. Everything is resolved once at register time;
 // the hot path only ever reads the frozen ResolvedOptions.
 import picomatch from 'picomatch'
+import { accessSync, constants as fsConstants, statSync } from 'node:fs'
+import { isIPv4, isIPv6 } from 'node:net'
+import { resolve as resolvePath } from 'node:path'
 import { MetricsClientMissingError, ObservabilityOptionError } from './errors'
 import { installedClient } from './metrics-client'
 import type { FastifyReply, FastifyRequest } from 'fastify'
@@ -76,6 +79,22 @@ export interface TracingOptions {
   logIds?: boolean
 }
 
+export interface DiscoveryOptions {
+  /**
+   * Directory a Prometheus `file_sd_configs` entry reads (`<directory>/*.json`). After `listen` the
+   * instance writes its scrape target there, in a file of its own, removed when the app closes.
+   * Must exist and be writable at register.
+   */
+  directory: string
+  /** Labels Prometheus attaches to the target's series, e.g. `{ service: 'shop' }`. */
+  labels?: Record<string, string>
+  /**
+   * `host` or `host:port` to announce instead of the listening address (`[::1]:3000` for IPv6),
+   * for an app listening on 0.0.0.0 or behind NAT. Without a port, the listening port.
+   */
+  address?: string
+}
+
 export interface ObservabilityOptions {
   /** Globs over route patterns that are observed. Default: every route. */
   include?: string[]
@@ -85,6 +104,8 @@ export interface ObservabilityOptions {
   metrics?: boolean | MetricsOptions
   /** Tracing options, or false to turn tracing off. */
   tracing?: boolean | TracingOptions
+  /** Announce the scrape target in a Prometheus file_sd directory after listen. Default: off. */
+  discovery?: DiscoveryOptions | false
 }
 
 export interface ResolvedMetrics {
@@ -109,11 +130,23 @@ export interface ResolvedTracing {
   logIds: boolean
 }
 
+export interface ResolvedDiscovery {
+  /** Absolute, so a later process.chdir does not move the file. */
+  directory: string
+  labels: Record<string, string>
+  /** From `address`: the host without IPv6 brackets, and the port if one was given. */
+  host: string | undefined
+  port: number | undefined
+  /** metrics.endpoint, the path to scrape (before the register prefix). */
+  endpoint: string
+}
+
 export interface ResolvedOptions {
   include: string[] | undefined
   exclude: string[]
   metrics: ResolvedMetrics | false
   tracing: ResolvedTracing | false
+  discovery: ResolvedDiscovery | false
 }
 
 /** OpenTelemetry's advice for http.server.request.duration, in seconds. */
@@ -124,9 +157,12 @@ const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/
 const RESERVED_LABELS = new Set(['http_request_method', 'http_route', 'http_response_status_code', 'le', 'quantile'])
 
 // prefix/logLevel/logSerializers are Fastify's own register options, passed along to every plugin.
-const TOP_KEYS = ['include', 'exclude', 'metrics', 'tracing', 'prefix', 'logLevel', 'logSerializers']
+const TOP_KEYS = ['include', 'exclude', 'metrics', 'tracing', 'discovery', 'prefix', 'logLevel', 'logSerializers']
 const METRICS_KEYS = ['endpoint', 'prefix', 'buckets', 'groupStatusCodes', 'customLabels', 'defaultMetrics', 'registry', 'client', 'exemplars', 'customLabelsOnSpan']
 const TRACING_KEYS = ['tracerProvider', 'requestHook', 'captureQuery', 'responseHeader', 'logIds']
+const DISCOVERY_KEYS = ['directory', 'labels', 'address']
+/** A DNS name or an IPv4 address (underscores allowed: container and Consul names have them). */
+const HOST_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/
 /** Headers whose meaning a trace id would break: not accepted as tracing.responseHeader. */
 const RESERVED_RESPONSE_HEADERS = new Set(['age', 'allow', 'cache-control', 'connection', 'content-encoding', 'content-length', 'content-location', 'content-range', 'content-type', 'date', 'etag', 'expires', 'keep-alive', 'last-modified', 'location', 'proxy-authenticate', 'retry-after', 'server', 'set-cookie', 'trailer', 'transfer-encoding', 'upgrade', 'vary', 'www-authenticate'])
 /** An HTTP header name (RFC 9110 token). */
@@ -297,6 +333,89 @@ function resolveResponseHeader (value: unknown): string | null {
   return value.toLowerCase()
 }
 
+function resolveDiscovery (value: unknown, metrics: ResolvedMetrics | false): ResolvedDiscovery | false {
+  if (value === undefined || value === false) return false
+  if (!isPlainObject(value)) throw new ObservabilityOptionError('discovery', value, 'must be false or an object { directory, labels?, address? }')
+  checkKeys(value, DISCOVERY_KEYS, 'discovery.')
+  // Nothing to scrape: better said at register than found out as a target that never comes up.
+  if (metrics === false) {
+    throw new ObservabilityOptionError('discovery', value, 'needs the metrics endpoint, but metrics is false: there is nothing to scrape')
+  }
+  if (metrics.endpoint === false) {
+    throw new ObservabilityOptionError('discovery', value, 'needs the metrics endpoint, but metrics.endpoint is false: there is nothing to scrape here (announce the route or port that serves app.metrics.handler with a file_sd entry of your own)')
+  }
+  const o = value as Partial<DiscoveryOptions>
+  return {
+    directory: resolveDirectory(o.directory),
+    labels: resolveTargetLabels(o.labels),
+    ...resolveAddress(o.address),
+    endpoint: metrics.endpoint
+  }
+}
+
+// Checked at register so that a typo fails the start-up, not a write after listen that only logs.
+function resolveDirectory (value: unknown): string {
+  if (typeof value !== 'string' || value === '') {
+    throw new ObservabilityOptionError('discovery.directory', value, 'must be a non-empty path to a directory')
+  }
+  const directory = resolvePath(value)
+  let isDirectory: boolean
+  try {
+    isDirectory = statSync(directory).isDirectory()
+  } catch (err) {
+    throw new ObservabilityOptionError('discovery.directory', value, `must be an existing directory (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
+  }
+  if (!isDirectory) throw new ObservabilityOptionError('discovery.directory', value, 'must be a directory (it is a file)')
+  try {
+    // W for the temp file and the rename, X to reach entries in it.
+    accessSync(directory, fsConstants.W_OK | fsConstants.X_OK)
+  } catch (err) {
+    throw new ObservabilityOptionError('discovery.directory', value, `must be a directory this process can write to (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
+  }
+  return directory
+}
+
+function resolveTargetLabels (value: unknown): Record<string, string> {
+  if (value === undefined) return {}
+  if (!isPlainObject(value)) throw new ObservabilityOptionError('discovery.labels', value, 'must be an object of label name to string value')
+  const labels: Record<string, string> = {}
+  for (const [name, v] of Object.entries(value)) {
+    // __-prefixed labels are Prometheus' own (__metrics_path__, __scheme__, ...): set by the plugin.
+    if (!LABEL_NAME.test(name) || name.startsWith('__')) {
+      throw new ObservabilityOptionError(`discovery.labels.${name}`, name, 'must be a valid Prometheus label name (letters, digits and _, not starting with a digit or __)')
+    }
+    if (typeof v !== 'string') throw new ObservabilityOptionError(`discovery.labels.${name}`, v, 'must be a string')
+    labels[name] = v
+  }
+  return labels
+}
+
+function resolveAddress (value: unknown): { host: string | undefined, port: number | undefined } {
+  if (value === undefined) return { host: undefined, port: undefined }
+  const bad = (): ObservabilityOptionError => new ObservabilityOptionError('discovery.address', value,
+    'must be a host or host:port without a scheme or path (an IPv6 address in brackets: [2001:db8::1]:3000)')
+  if (typeof value !== 'string') throw bad()
+  let host: string
+  let port: string | undefined
+  const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(value)
+  if (bracketed !== null) {
+    [, host, port] = bracketed
+    if (!isIPv6(host)) throw bad()
+  } else if (isIPv6(value)) {
+    host = value // a bare IPv6 literal: its colons are not a port
+  } else {
+    const m = /^([^:]+)(?::(\d+))?$/.exec(value)
+    if (m === null || !HOST_NAME.test(m[1])) throw bad()
+    ;[, host, port] = m
+    // Looks like a dotted quad but is not one (e.g. 300.1.1.1): a typo, not a host name.
+    if (/^[\d.]+$/.test(host) && !isIPv4(host)) throw bad()
+  }
+  if (port === undefined) return { host, port: undefined }
+  const n = Number(port)
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw bad()
+  return { host, port: n }
+}
+
 export function resolveOptions (options: unknown): ResolvedOptions {
   if (options === undefined || options === null) options = {}
   if (!isPlainObject(options)) throw new ObservabilityOptionError('options', options, 'must be an object')
@@ -310,6 +429,7 @@ export function resolveOptions (options: unknown): ResolvedOptions {
     include: resolveGlobs(options.include, 'include'),
     exclude: resolveGlobs(options.exclude, 'exclude') ?? [],
     metrics,
-    tracing
+    tracing,
+    discovery: resolveDiscovery(options.discovery, metrics)
   }
 }

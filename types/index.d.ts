@@ -18,6 +18,7 @@ declare namespace observability {
   export type ObservabilityOptions = api.ObservabilityOptions
   export type MetricsOptions = api.MetricsOptions
   export type TracingOptions = api.TracingOptions
+  export type DiscoveryOptions = api.DiscoveryOptions
   export type PromRegistry = api.PromRegistry
   export type PromClientModule = api.PromClientModule
   export type CustomLabelFn = api.CustomLabelFn

@@ -1,0 +1,138 @@
+// Prometheus file-based service discovery: after listen, the instance announces its scrape target
+// in a file_sd JSON file of its own in the configured directory; the file goes when the app closes.
+import { randomBytes } from 'node:crypto'
+import { renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
+import { rm } from 'node:fs/promises'
+import { isIPv6 } from 'node:net'
+import type { AddressInfo } from 'node:net'
+import { hostname } from 'node:os'
+import { join } from 'node:path'
+import { Server as TlsServer } from 'node:tls'
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
+import type { ResolvedDiscovery } from './options'
+
+/** One entry of a file_sd file: `[{ "targets": ["host:port"], "labels": { ... } }]`. */
+export interface TargetGroup {
+  targets: string[]
+  labels: Record<string, string>
+}
+
+/** `host:port` as Prometheus reads a target: IPv6 literals in brackets. */
+export function hostPort (host: string, port: number): string {
+  return isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`
+}
+
+/**
+ * The target to announce: `address` (its port, else the listening one), else the listening address.
+ * A wildcard (0.0.0.0, ::) is no address to scrape: the machine's host name is what a Prometheus
+ * on another machine, a Compose network or a VM's DNS most often resolves to this one.
+ */
+export function announcedTarget (discovery: ResolvedDiscovery, listening: AddressInfo): string {
+  const port = discovery.port ?? listening.port
+  if (discovery.host !== undefined) return hostPort(discovery.host, port)
+  const wildcard = listening.address === '0.0.0.0' || listening.address === '::'
+  return hostPort(wildcard ? hostname() : listening.address, port)
+}
+
+/** The file's one target group: the user's labels, and Prometheus' own for a path or scheme not the default. */
+export function targetGroup (target: string, discovery: ResolvedDiscovery, metricsPath: string, https: boolean): TargetGroup {
+  const labels: Record<string, string> = { ...discovery.labels }
+  if (metricsPath !== '/metrics') labels.__metrics_path__ = metricsPath
+  if (https) labels.__scheme__ = 'https'
+  return { targets: [target], labels }
+}
+
+/**
+ * host-pid-port-random.json: the host name for a directory shared between machines (pids repeat),
+ * the pid between processes, the port and the random part between apps of one process (a port
+ * is reused once its app closed). Readable, so that a stale file names the instance that left it.
+ */
+export function discoveryFileName (port: number): string {
+  return `${hostname().replace(/[^A-Za-z0-9._-]/g, '_')}-${process.pid}-${port}-${randomBytes(4).toString('hex')}.json`
+}
+
+/**
+ * Write then rename in the same directory (rename is atomic within a file system): Prometheus
+ * never reads a half-written file. The temp name is hidden and ends in .tmp, so no `*.json`
+ * glob matches it. No fsync: after a power loss the instance is gone and so is its target.
+ */
+export function writeAtomically (directory: string, name: string, content: string): string {
+  const file = join(directory, name)
+  const temp = join(directory, `.${name}.${randomBytes(4).toString('hex')}.tmp`)
+  try {
+    writeFileSync(temp, content, { mode: 0o644 })
+    renameSync(temp, file)
+  } catch (err) {
+    rmSync(temp, { force: true })
+    throw err
+  }
+  return file
+}
+
+// Files still announced by this process, removed on a process.exit() that skips app.close(): one
+// listener for all instances (one per app would trip MaxListenersExceededWarning in big test suites).
+const announced = new Set<string>()
+let exitListener = false
+
+function removeOnExit (file: string): void {
+  announced.add(file)
+  if (exitListener) return
+  exitListener = true
+  process.on('exit', () => {
+    for (const f of announced) {
+      try { unlinkSync(f) } catch {}
+    }
+  })
+}
+
+function errorShown (log: FastifyBaseLogger): boolean {
+  const l = log as FastifyBaseLogger & { isLevelEnabled?: (level: string) => boolean }
+  if (typeof l.isLevelEnabled === 'function') return l.isLevelEnabled('error')
+  return log.level !== undefined && log.level !== 'silent'
+}
+
+/** Announce the instance after listen, withdraw it on close. */
+export function announceTarget (fastify: FastifyInstance, discovery: ResolvedDiscovery): void {
+  // The route is mounted under the prefix of the context the plugin is registered in.
+  const metricsPath = fastify.prefix + discovery.endpoint
+  let file: string | undefined
+  let closing = false
+
+  // Synchronous, and an error logged rather than thrown: Fastify runs onListen hooks after listen()
+  // resolved and only logs what they throw, so no rejection could reach the caller. Written
+  // synchronously, the file is there when `await app.listen()` returns (unless an async onListen
+  // hook of the app's runs first). The app serves either way: a discovery file is not worth an outage.
+  fastify.addHook('onListen', function writeDiscoveryFile () {
+    if (closing) return // close() began before the hook ran: announcing now would leave a stale file
+    try {
+      const address = fastify.server.address()
+      if (address === null || typeof address === 'string') {
+        throw new Error(`the server listens on ${address === null ? 'no address' : `the pipe or socket ${address}`}, not on a TCP port: set discovery.address to host:port`)
+      }
+      const target = announcedTarget(discovery, address)
+      const group = targetGroup(target, discovery, metricsPath, fastify.server instanceof TlsServer)
+      file = writeAtomically(discovery.directory, discoveryFileName(address.port), JSON.stringify([group], null, 2) + '\n')
+      removeOnExit(file)
+    } catch (err) {
+      const message = `fastify-observability: no discovery file written in ${discovery.directory}, Prometheus will not find this instance: ${(err as Error).message}`
+      fastify.log.error({ err }, message)
+      // With Fastify's logger off, the log line goes nowhere: say it on stderr instead.
+      if (!errorShown(fastify.log)) process.emitWarning(message, { code: 'FST_OBSERVABILITY_DISCOVERY_WRITE_FAILED' })
+    }
+  })
+
+  // preClose, not onClose: it runs before the server stops accepting connections, so Prometheus
+  // (file_sd watches the directory) can drop the target while it still answers scrapes, and an
+  // intended shutdown is not recorded as a failed scrape (up == 0) that a down alert would fire on.
+  fastify.addHook('preClose', async function removeDiscoveryFile () {
+    closing = true
+    if (file === undefined) return
+    const own = file
+    file = undefined
+    announced.delete(own)
+    // Only ever this instance's own file: other instances' files are theirs to remove.
+    await rm(own, { force: true }).catch((err: Error) => {
+      fastify.log.warn({ err }, `fastify-observability: discovery file ${own} not removed: ${err.message}`)
+    })
+  })
+}
