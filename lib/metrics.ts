@@ -3,6 +3,7 @@
 // The two HTTP instruments are series-backed (lib/instruments.ts). A series is found once per
 // route/method/status and cached on the route, so recording a request is a bucket search and
 // three additions: no label object, no hashing, no validation per request.
+import { performance } from 'node:perf_hooks'
 import type { Span } from '@opentelemetry/api'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { CustomLabelFn, PromRegistry, ResolvedMetrics } from './options'
@@ -17,6 +18,11 @@ export const UNMATCHED_ROUTE = 'unmatched'
 
 /** TraceFlags.SAMPLED */
 const SAMPLED = 1
+/**
+ * performance.now() + this = milliseconds since the epoch: the exemplar's timestamp from the clock
+ * the record step already read, on the same time base as the SDK's span timestamps.
+ */
+const TIME_ORIGIN = performance.timeOrigin
 
 export const DURATION_NAME = 'http_server_request_duration_seconds'
 export const ACTIVE_NAME = 'http_server_active_requests'
@@ -40,16 +46,17 @@ export class MethodSeries {
    * The record step. The request left flight; if it was answered (fully sent), its duration goes
    * into the series of its status code, found once and then cached here: no label object, no
    * hashing per request. A sampled span's ids become the bucket's exemplar (when exemplars are on,
-   * the series has slots for them).
+   * the series has slots for them). `start` and `now` are performance.now() readings.
    */
-  end (answered: boolean, request: FastifyRequest, reply: FastifyReply, seconds: number, span: Span | null): void {
+  end (answered: boolean, request: FastifyRequest, reply: FastifyReply, start: number, now: number, span: Span | null): void {
     this.active.value--
     if (!answered) return
+    const seconds = (now - start) / 1000
     const s = this.metrics.customLabels.length === 0 ? this.forStatus(reply.statusCode) : this.metrics.seriesWithCustomLabels(this, request, reply, span)
     if (span !== null && this.metrics.exemplars) {
       const sc = span.spanContext()
       if ((sc.traceFlags & SAMPLED) !== 0) {
-        s.observeWithExemplar(seconds, sc.traceId, sc.spanId)
+        s.observeWithExemplar(seconds, sc.traceId, sc.spanId, (TIME_ORIGIN + now) / 1000)
         return
       }
     }

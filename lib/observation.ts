@@ -91,7 +91,7 @@ export function observeRequests (fastify: FastifyInstance, routes: RouteStates, 
   // Runs once per request, from the response's 'close': right after 'finish' for an answered
   // request, or when the connection goes away first.
   function finish (request: ObservedRequest, reply: FastifyReply, series: MethodSeries | null, rs: RequestSpan | null, start: number, answered: boolean): void {
-    if (series !== null) series.end(answered, request, reply, (performance.now() - start) / 1000, rs === null ? null : rs.span)
+    if (series !== null) series.end(answered, request, reply, start, performance.now(), rs === null ? null : rs.span)
     if (rs !== null) {
       request[kSpan] = null
       if (answered) (tracing as Tracing).end(rs, reply)

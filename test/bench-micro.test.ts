@@ -1,0 +1,23 @@
+// benchmarks/micro.mjs measures one step per case, in pairs that differ only in what a pair's
+// difference is reported as (docs/fusion.md#cost): this checks, without valgrind, that each case
+// does what its name says, so a figure cannot come from a case that measures something else.
+import t from 'tap'
+import { spawnSync } from 'node:child_process'
+import path from 'node:path'
+
+const ROOT = path.resolve(__dirname, '..')
+
+t.test('micro cases do what their names say', async (t) => {
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'benchmarks', 'micro.mjs'), '--check'], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 })
+  t.equal(r.status, 0, r.stderr)
+  const cases = Object.fromEntries(r.stdout.trim().split('\n').map(l => JSON.parse(l) as { case: string } & Record<string, unknown>).map(c => [c.case, c]))
+  const ids = ['trace_id', 'span_id', 'trace_flags']
+  // 1,000 steps after 5,000 of warm-up, over 15 durations that land in the 15 buckets.
+  t.match(cases.record, { count: 6000, exemplars: 0 }, 'exemplars off: recorded, no exemplar')
+  t.match(cases['record-exemplar'], { count: 6000, exemplars: 15 }, 'exemplars on: one per bucket')
+  t.match(cases['log-filtered'], { lines: 0, fields: [] })
+  t.match(cases['log-filtered-ids'], { lines: 0, fields: ids }, 'the ids are set, the line is filtered')
+  t.match(cases['log-written'], { lines: 6000, fields: [] })
+  t.match(cases['log-written-ids'], { lines: 6000, fields: ids }, 'the ids are on the written lines')
+  t.match(cases['log-written-bindings'], { lines: 6000, fields: [] }, 'the alternative sets no mixin')
+})
