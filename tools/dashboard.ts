@@ -1,0 +1,275 @@
+// Generates docs/grafana/fastify-observability.json, the Grafana dashboard for the plugin's metrics,
+// from typed builders of @grafana/grafana-foundation-sdk (docs/grafana.md describes every panel).
+//
+//   ts-node --project tools/tsconfig.json tools/dashboard.ts           # write the JSON
+//   ts-node --project tools/tsconfig.json tools/dashboard.ts --check   # exit 1 when the JSON is stale
+//
+// test/dashboard.test.ts fails when the committed JSON differs from what this file generates, and
+// runs every query of the JSON against a real Prometheus.
+//
+// Grafana's variables are written `${name}` in plain strings: they are not template literals.
+/* eslint-disable no-template-curly-in-string */
+import { readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import * as common from '@grafana/grafana-foundation-sdk/common'
+import * as dashboard from '@grafana/grafana-foundation-sdk/dashboard'
+import * as prometheus from '@grafana/grafana-foundation-sdk/prometheus'
+import * as stat from '@grafana/grafana-foundation-sdk/stat'
+import * as table from '@grafana/grafana-foundation-sdk/table'
+import * as timeseries from '@grafana/grafana-foundation-sdk/timeseries'
+
+/** The committed dashboard, relative to the repository root. */
+export const DASHBOARD_PATH = 'docs/grafana/fastify-observability.json'
+/** The command that rewrites it (the npm script runs the same). */
+export const REGENERATE_COMMAND = 'npm run dashboard'
+
+const DURATION = 'http_server_request_duration_seconds'
+const ACTIVE = 'http_server_active_requests'
+
+/** Dashboard variables, as written in queries. */
+const PROM: common.DataSourceRef = { type: 'prometheus', uid: '${datasource}' }
+
+/** Label matchers of the job and instance variables (both multi-value, hence =~). */
+const TARGET = 'job=~"$job", instance=~"$instance"'
+/** ... and of the route variable, for the duration histogram. */
+const ROUTE = `${TARGET}, http_route=~"$route"`
+const ERRORS = `${ROUTE}, http_response_status_code=~"5.."`
+
+const RATE = '$__rate_interval'
+
+function requestRate (by: string, matchers = ROUTE, window = RATE): string {
+  return `sum${by} (rate(${DURATION}_count{${matchers}}[${window}]))`
+}
+
+function quantile (q: number, by: string, window = RATE): string {
+  return `histogram_quantile(${q}, sum by (${['le', ...by === '' ? [] : [by]].join(', ')}) (rate(${DURATION}_bucket{${ROUTE}}[${window}])))`
+}
+
+function query (refId: string, expr: string, legend?: string): prometheus.DataqueryBuilder {
+  const q = new prometheus.DataqueryBuilder().refId(refId).datasource(PROM).expr(expr)
+  return legend === undefined ? q : q.legendFormat(legend)
+}
+
+function thresholds (...steps: Array<[number | null, string]>): dashboard.ThresholdsConfigBuilder {
+  return new dashboard.ThresholdsConfigBuilder()
+    .mode(dashboard.ThresholdsMode.Absolute)
+    .steps(steps.map(([value, color]) => ({ value, color })))
+}
+
+function legend (): common.VizLegendOptionsBuilder {
+  return new common.VizLegendOptionsBuilder()
+    .showLegend(true)
+    .displayMode(common.LegendDisplayMode.Table)
+    .placement(common.LegendPlacement.Bottom)
+    .calcs(['mean', 'max', 'lastNotNull'])
+}
+
+function tooltip (): common.VizTooltipOptionsBuilder {
+  return new common.VizTooltipOptionsBuilder().mode(common.TooltipDisplayMode.Multi).sort(common.SortOrder.Descending)
+}
+
+function series (id: number, title: string, description: string, unit: string, w = 12): timeseries.PanelBuilder {
+  return new timeseries.PanelBuilder()
+    .id(id)
+    .title(title)
+    .description(description)
+    .datasource(PROM)
+    .unit(unit)
+    .span(w)
+    .height(8)
+    .fillOpacity(10)
+    .showPoints(common.VisibilityMode.Never)
+    .legend(legend())
+    .tooltip(tooltip())
+}
+
+function single (id: number, title: string, description: string, unit: string, expr: string): stat.PanelBuilder {
+  return new stat.PanelBuilder()
+    .id(id)
+    .title(title)
+    .description(description)
+    .datasource(PROM)
+    .unit(unit)
+    .span(6)
+    .height(4)
+    .graphMode(common.BigValueGraphMode.Area)
+    .colorMode(common.BigValueColorMode.Value)
+    .reduceOptions(new common.ReduceDataOptionsBuilder().calcs(['lastNotNull']).values(false))
+    .withTarget(query('A', expr))
+}
+
+/**
+ * A data link from a latency series to Grafana Explore on the trace data source of the `traces`
+ * variable, searching (TraceQL, Tempo) for the SERVER spans of the series' route in the dashboard's
+ * time range. The exemplar dots link to their own trace through the Prometheus data source's
+ * exemplar setting (docs/grafana.md).
+ */
+function tracesLink (): dashboard.DashboardLinkBuilder {
+  const pane = {
+    datasource: '${traces}',
+    queries: [{
+      refId: 'A',
+      datasource: { type: 'tempo', uid: '${traces}' },
+      queryType: 'traceql',
+      query: '{ span.http.route = "${__field.labels.http_route}" && kind = server }'
+    }],
+    range: { from: '${__from}', to: '${__to}' }
+  }
+  return new dashboard.DashboardLinkBuilder('Traces of ${__field.labels.http_route} in ${traces:text}')
+    .type(dashboard.DashboardLinkType.Link)
+    .url('/explore?schemaVersion=1&panes=' + JSON.stringify({ traces: pane }))
+    .targetBlank(true)
+}
+
+function labelValues (name: string, label: string, title: string, description: string, matchers = ''): dashboard.QueryVariableBuilder {
+  const q = `label_values(${DURATION}_count${matchers === '' ? '' : `{${matchers}}`}, ${label})`
+  return new dashboard.QueryVariableBuilder(name)
+    .label(title)
+    .description(description)
+    .datasource(PROM)
+    .query(q)
+    .definition(q)
+    .refresh(dashboard.VariableRefresh.OnTimeRangeChanged)
+    .sort(dashboard.VariableSort.AlphabeticalAsc)
+    .multi(true)
+    .includeAll(true)
+    .allValue('.*')
+    .current({ selected: true, text: ['All'], value: ['$__all'] })
+}
+
+export function buildDashboard (): dashboard.Dashboard {
+  const overview = new dashboard.RowBuilder('Overview').id(100)
+  const red = new dashboard.RowBuilder('Requests per route (RED)').id(200)
+  const process = new dashboard.RowBuilder('Node.js process').id(300)
+
+  const builder = new dashboard.DashboardBuilder('Fastify observability')
+    .uid('fastify-observability')
+    .description('Requests, errors and latency per route, requests in flight and the Node.js process, from the metrics of fastify-observability (docs/grafana.md).')
+    .tags(['fastify', 'fastify-observability', 'prometheus', 'opentelemetry'])
+    .editable()
+    .tooltip(dashboard.DashboardCursorSync.Crosshair)
+    .time({ from: 'now-1h', to: 'now' })
+    .refresh('30s')
+    .annotation(new dashboard.AnnotationQueryBuilder()
+      .name('Annotations & Alerts')
+      .builtIn(1)
+      .type('dashboard')
+      .datasource({ type: 'grafana', uid: '-- Grafana --' })
+      .enable(true)
+      .hide(true)
+      .iconColor('rgba(0, 211, 255, 1)'))
+    .link(new dashboard.DashboardLinkBuilder('fastify-observability')
+      .type(dashboard.DashboardLinkType.Link)
+      .url('https://github.com/fastify-observability/fastify-observability/blob/main/docs/grafana.md')
+      .icon('doc')
+      .tooltip('What each panel shows')
+      .targetBlank(true))
+
+    .withVariable(new dashboard.DatasourceVariableBuilder('datasource')
+      .label('Prometheus')
+      .description('The Prometheus data source that scrapes the app.')
+      .type('prometheus'))
+    .withVariable(labelValues('job', 'job', 'Job', 'Scrape jobs with the plugin\'s request histogram.'))
+    .withVariable(labelValues('instance', 'instance', 'Instance', 'Scraped instances of the selected jobs.', 'job=~"$job"'))
+    .withVariable(labelValues('route', 'http_route', 'Route', 'Route patterns (unmatched: requests that matched no route, the 404s).', TARGET))
+    .withVariable(new dashboard.DatasourceVariableBuilder('traces')
+      .label('Traces')
+      .description('The trace data source the latency panel\'s links open (Tempo; see docs/grafana.md for Jaeger).')
+      .type('tempo'))
+
+    .withRow(overview)
+    .withPanel(single(1, 'Request rate', 'Requests per second, all selected routes.', 'reqps', requestRate('')))
+    .withPanel(single(2, 'Error ratio (5xx)', 'Share of requests answered with a 5xx status, all selected routes.', 'percentunit',
+      `(${requestRate('', ERRORS)} or vector(0)) / ${requestRate('')}`)
+      .thresholds(thresholds([null, 'green'], [0.01, 'orange'], [0.05, 'red'])))
+    .withPanel(single(3, 'p99 latency', '99th percentile of the request duration, all selected routes (estimated from the histogram buckets).', 's',
+      quantile(0.99, '')))
+    .withPanel(single(4, 'In flight', 'Requests being handled right now (not filtered by route: the gauge has only a method label).', 'short',
+      `sum (${ACTIVE}{${TARGET}})`))
+
+    .withRow(red)
+    .withPanel(series(10, 'Request rate by route', 'Requests per second per route pattern (the rate of the duration histogram\'s _count).', 'reqps')
+      .withTarget(query('A', requestRate(' by (http_route)'), '{{http_route}}')))
+    .withPanel(series(11, 'Error ratio (5xx) by route', 'Share of each route\'s requests answered with a 5xx status; 0 for routes without errors.', 'percentunit')
+      .min(0)
+      .max(1)
+      .withTarget(query('A',
+        `(${requestRate(' by (http_route)', ERRORS)} or 0 * ${requestRate(' by (http_route)')}) / ${requestRate(' by (http_route)')}`,
+        '{{http_route}}')))
+    .withPanel(series(12, 'Latency by route (p50, p95, p99)', 'Request duration percentiles per route, estimated from the histogram buckets. The dots are exemplars: the trace of a recent sampled request in a bucket (needs tracing and Prometheus exemplar storage). Each line links to the route\'s traces in the trace data source.', 's')
+      .dataLinks([tracesLink()])
+      .withTarget(query('A', quantile(0.5, 'http_route'), 'p50 {{http_route}}').exemplar(false))
+      .withTarget(query('B', quantile(0.95, 'http_route'), 'p95 {{http_route}}').exemplar(false))
+      .withTarget(query('C', quantile(0.99, 'http_route'), 'p99 {{http_route}}').exemplar(true)))
+    .withPanel(new table.PanelBuilder()
+      .id(13)
+      .title('Slowest routes')
+      .description('The 10 routes with the highest p95 over the dashboard\'s time range, with their p99 and request count.')
+      .datasource(PROM)
+      .span(12)
+      .height(8)
+      .withTarget(query('A', `topk(10, ${quantile(0.95, 'http_route', '$__range')})`).instant().format(prometheus.PromQueryFormat.Table))
+      .withTarget(query('B', `${quantile(0.99, 'http_route', '$__range')} and on (http_route) topk(10, ${quantile(0.95, 'http_route', '$__range')})`)
+        .instant().format(prometheus.PromQueryFormat.Table))
+      .withTarget(query('C', `sum by (http_route) (increase(${DURATION}_count{${ROUTE}}[$__range])) and on (http_route) topk(10, ${quantile(0.95, 'http_route', '$__range')})`)
+        .instant().format(prometheus.PromQueryFormat.Table))
+      .withTransformation({ id: 'merge', options: {} })
+      .withTransformation({
+        id: 'organize',
+        options: {
+          excludeByName: { Time: true },
+          indexByName: { http_route: 0, 'Value #A': 1, 'Value #B': 2, 'Value #C': 3 },
+          renameByName: { http_route: 'Route', 'Value #A': 'p95', 'Value #B': 'p99', 'Value #C': 'Requests' }
+        }
+      })
+      .sortBy([new common.TableSortByFieldStateBuilder().displayName('p95').desc(true)])
+      .overrideByName('p95', [{ id: 'unit', value: 's' }])
+      .overrideByName('p99', [{ id: 'unit', value: 's' }])
+      .overrideByName('Requests', [{ id: 'unit', value: 'short' }, { id: 'decimals', value: 0 }]))
+    .withPanel(series(14, 'Responses by status code', 'Requests per second by HTTP status code, stacked.', 'reqps')
+      .stacking(new common.StackingConfigBuilder().mode(common.StackingMode.Normal))
+      .withTarget(query('A', requestRate(' by (http_response_status_code)'), '{{http_response_status_code}}')))
+    .withPanel(series(15, 'Requests in flight', 'Requests being handled, by method (http_server_active_requests; it has no route label).', 'short')
+      .withTarget(query('A', `sum by (http_request_method) (${ACTIVE}{${TARGET}})`, '{{http_request_method}}')))
+
+    .withRow(process)
+    .withPanel(series(20, 'Event-loop lag', 'How late the event loop runs timers (prom-client\'s monitorEventLoopDelay percentiles since the previous scrape).', 's')
+      .withTarget(query('A', `nodejs_eventloop_lag_p50_seconds{${TARGET}}`, 'p50 {{instance}}'))
+      .withTarget(query('B', `nodejs_eventloop_lag_p99_seconds{${TARGET}}`, 'p99 {{instance}}'))
+      .withTarget(query('C', `nodejs_eventloop_lag_max_seconds{${TARGET}}`, 'max {{instance}}')))
+    .withPanel(series(21, 'CPU', 'CPU time per second of the process, user + system (1 = one core).', 'percentunit')
+      .min(0)
+      .withTarget(query('A', `rate(process_cpu_seconds_total{${TARGET}}[${RATE}])`, '{{instance}}')))
+    .withPanel(series(22, 'Memory', 'Resident set size of the process, and V8 heap used and allocated.', 'bytes')
+      .min(0)
+      .withTarget(query('A', `process_resident_memory_bytes{${TARGET}}`, 'RSS {{instance}}'))
+      .withTarget(query('B', `nodejs_heap_size_total_bytes{${TARGET}}`, 'heap total {{instance}}'))
+      .withTarget(query('C', `nodejs_heap_size_used_bytes{${TARGET}}`, 'heap used {{instance}}')))
+    .withPanel(series(23, 'Garbage collection', 'Share of time spent in garbage collection, by kind (major, minor, incremental, weakcb).', 'percentunit')
+      .min(0)
+      .stacking(new common.StackingConfigBuilder().mode(common.StackingMode.Normal))
+      .withTarget(query('A', `sum by (instance, kind) (rate(nodejs_gc_duration_seconds_sum{${TARGET}}[${RATE}]))`, '{{kind}} {{instance}}')))
+
+  return builder.build()
+}
+
+/** The dashboard as the committed file holds it. */
+export function renderDashboard (): string {
+  return JSON.stringify(buildDashboard(), null, 2) + '\n'
+}
+
+if (require.main === module) {
+  const file = join(__dirname, '..', DASHBOARD_PATH)
+  const json = renderDashboard()
+  if (process.argv.includes('--check')) {
+    let current = ''
+    try { current = readFileSync(file, 'utf8') } catch {}
+    if (current !== json) {
+      process.stderr.write(`${DASHBOARD_PATH} is stale: run \`${REGENERATE_COMMAND}\`\n`)
+      process.exitCode = 1
+    }
+  } else {
+    writeFileSync(file, json)
+    process.stdout.write(`wrote ${DASHBOARD_PATH}\n`)
+  }
+}
