@@ -1,6 +1,8 @@
 // The demo: an instrumented Fastify app on the plugin's defaults.
 //   npm run demo            metrics at http://127.0.0.1:3000/metrics, spans printed to the console
 //   OTEL_TRACES_EXPORTER=otlp npm run demo     spans to an OTLP collector on localhost:4318 instead
+//   DISCOVERY_DIR=/some/dir npm run demo       announced to Prometheus' file_sd in that directory
+//   npm run demo:stack      two of these with Prometheus, Alertmanager and traffic (examples/stack.mjs)
 import { startTelemetry } from 'fastify-observability/sdk'
 
 // Start the SDK before Fastify is loaded, so node:http is instrumented too (what the
@@ -14,7 +16,10 @@ const { default: Fastify } = await import('fastify')
 const { default: observability } = await import('fastify-observability')
 
 const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'warn' } })
-await app.register(observability, { tracing: { responseHeader: true } }) // traceresponse on every traced answer
+await app.register(observability, {
+  tracing: { responseHeader: true }, // traceresponse on every traced answer
+  discovery: process.env.DISCOVERY_DIR ? { directory: process.env.DISCOVERY_DIR } : false
+})
 
 const users = new Map([['1', { id: '1', name: 'Ada' }], ['2', { id: '2', name: 'Linus' }]])
 app.get('/api/users/:id', async (request, reply) => users.get(request.params.id) ?? reply.code(404).send({ error: 'no such user' }))
