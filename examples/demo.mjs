@@ -17,6 +17,8 @@ const { default: observability } = await import('fastify-observability')
 
 const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'warn' } })
 await app.register(observability, {
+  include: ['/api/**'], // the recipe's table: /api/** observed, /actuator/** and /static/** not
+  exclude: ['/actuator/**', '/static/**'],
   tracing: { responseHeader: true }, // traceresponse on every traced answer
   discovery: process.env.DISCOVERY_DIR ? { directory: process.env.DISCOVERY_DIR } : false
 })
@@ -36,8 +38,8 @@ console.log(`fastify-observability demo on ${base} (Ctrl-C to stop). Try:
   curl ${base}/api/users/42          (404)
   curl ${base}/api/fail              (500, an ERROR span)
   curl ${base}/api/internal          (config.metrics: false)
-  curl ${base}/static/app.css
-  curl ${base}/actuator/health
+  curl ${base}/static/app.css        (not observed)
+  curl ${base}/actuator/health       (not observed)
   curl ${base}/metrics               (Prometheus text)
   curl -H 'Accept: application/openmetrics-text; version=1.0.0' ${base}/metrics   (exemplars: trace ids)`)
 
