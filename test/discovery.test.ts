@@ -242,6 +242,7 @@ t.test('option errors', async (t) => {
     ['a bad IPv4', { directory: dir, address: '300.1.1.1:80' }, {}, /option "discovery.address" .*, got "300.1.1.1:80"/],
     ['brackets around no IPv6', { directory: dir, address: '[shop]:80' }, {}, /option "discovery.address" .*, got "\[shop\]:80"/],
     ['an address not a string', { directory: dir, address: 3000 }, {}, /option "discovery.address" .*, got 3000/],
+    ['an address true', { directory: dir, address: true }, {}, /option "discovery.address" .*, got true/],
     ['metrics off', { directory: dir }, { metrics: false }, /option "discovery" needs the metrics endpoint, but metrics is false: there is nothing to scrape, got \{"directory":".*"\}/],
     ['no metrics endpoint', { directory: dir }, { metrics: { endpoint: false, defaultMetrics: false } }, /option "discovery" needs the metrics endpoint, but metrics.endpoint is false: there is nothing to scrape here .*, got \{"directory":".*"\}/]
   ]
