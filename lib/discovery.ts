@@ -26,10 +26,13 @@ export function hostPort (host: string, port: number): string {
  * The target to announce: `address` (its port, else the listening one), else the listening address.
  * A wildcard (0.0.0.0, ::) is no address to scrape: the machine's host name is what a Prometheus
  * on another machine, a Compose network or a VM's DNS most often resolves to this one.
+ * Undefined when there is nothing to say (a pipe or socket and no host:port to announce).
  */
-export function announcedTarget (discovery: ResolvedDiscovery, listening: AddressInfo): string {
-  const port = discovery.port ?? listening.port
+export function announcedTarget (discovery: ResolvedDiscovery, listening: AddressInfo | undefined): string | undefined {
+  const port = discovery.port ?? listening?.port
+  if (port === undefined) return undefined
   if (discovery.host !== undefined) return hostPort(discovery.host, port)
+  if (listening === undefined) return undefined
   const wildcard = listening.address === '0.0.0.0' || listening.address === '::'
   return hostPort(wildcard ? hostname() : listening.address, port)
 }
@@ -106,12 +109,14 @@ export function announceTarget (fastify: FastifyInstance, discovery: ResolvedDis
     if (closing) return // close() began before the hook ran: announcing now would leave a stale file
     try {
       const address = fastify.server.address()
-      if (address === null || typeof address === 'string') {
-        throw new Error(`the server listens on ${address === null ? 'no address' : `the pipe or socket ${address}`}, not on a TCP port: set discovery.address to host:port`)
+      // A pipe or Unix socket (behind a proxy, say) has no port: then discovery.address says where.
+      const listening = address !== null && typeof address === 'object' ? address : undefined
+      const target = announcedTarget(discovery, listening)
+      if (target === undefined) {
+        throw new Error(`the server listens on ${String(address)}, not on a TCP port: set discovery.address to the host:port that reaches it`)
       }
-      const target = announcedTarget(discovery, address)
       const group = targetGroup(target, discovery, metricsPath, fastify.server instanceof TlsServer)
-      file = writeAtomically(discovery.directory, discoveryFileName(address.port), JSON.stringify([group], null, 2) + '\n')
+      file = writeAtomically(discovery.directory, discoveryFileName(listening?.port ?? discovery.port ?? 0), JSON.stringify([group], null, 2) + '\n')
       removeOnExit(file)
     } catch (err) {
       const message = `fastify-observability: no discovery file written in ${discovery.directory}, Prometheus will not find this instance: ${(err as Error).message}`

@@ -177,6 +177,27 @@ t.test('the announced address: override, wildcard, IPv6', async (t) => {
   }
 })
 
+t.test('a Unix socket: announced only with a host:port address', async (t) => {
+  const dir = tempDir(t)
+  const socket = join(dir, 'app.sock')
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(observability, { tracing: false, metrics: { defaultMetrics: false }, discovery: { directory: dir, address: 'shop.internal:9100' } })
+  await app.listen({ path: socket })
+  t.same(readGroups(dir, jsonFiles(dir)[0]), [{ targets: ['shop.internal:9100'], labels: {} }], 'the address given')
+  t.match(jsonFiles(dir), [new RegExp(`-${process.pid}-9100-[0-9a-f]{8}\\.json$`)], 'named by the announced port')
+  await app.close()
+
+  let logged = ''
+  const stream = new Writable({ write (chunk, _enc, cb) { logged += String(chunk); cb() } })
+  const bare = Fastify({ logger: { level: 'error', stream } })
+  t.teardown(() => bare.close())
+  await bare.register(observability, { tracing: false, metrics: { defaultMetrics: false }, discovery: { directory: dir, address: 'shop.internal' } })
+  await bare.listen({ path: socket })
+  t.same(jsonFiles(dir), [], 'no port to announce: no file')
+  t.match(logged, /no discovery file written in .*: the server listens on .*app\.sock, not on a TCP port: set discovery.address to the host:port/)
+})
+
 t.test('a write failure at listen: the app serves, the error is logged (or, with the logger off, a process warning)', async (t) => {
   let logged = ''
   const stream = new Writable({ write (chunk, _enc, cb) { logged += String(chunk); cb() } })
