@@ -2,6 +2,7 @@
 // as last rendered, and the bytes of runs of them, so that a scrape of thousands of series where
 // few changed neither re-renders, re-encodes nor allocates much for the others.
 import type { Exemplar, HistogramSeries, SeriesHistogram } from './instruments'
+import { resyncWallClock } from './wall-clock'
 import { formatExemplar, formatLabels, formatValue } from './exposition-format'
 
 const EMPTY = Buffer.alloc(0)
@@ -120,6 +121,7 @@ interface PendingRun {
 const runCaches = new WeakMap<SeriesHistogram, { text?: RunCache, openMetrics?: RunCache }>()
 
 export function planHistogram (m: SeriesHistogram, openMetrics: boolean, defaults: Record<string, unknown> | null): HistogramPlan {
+  resyncWallClock() // the collection of this histogram, as in SeriesHistogram.get()
   let caches = runCaches.get(m)
   if (caches === undefined) {
     caches = {}

@@ -5,6 +5,7 @@
 // objects, so a caller can find a series once and then record into it with no label object, no
 // hashing and no validation per call (prom-client's own child.observe() does all three every call).
 import { probeSample } from './default-labels'
+import { resyncWallClock } from './wall-clock'
 
 export interface Exemplar {
   labelSet: Record<string, string>
@@ -46,8 +47,8 @@ export class HistogramSeries {
   /**
    * Observe and keep the trace that produced it as the bucket's exemplar (OpenMetrics only; the
    * latest wins). Each bucket's exemplar object is made once and then overwritten: no allocation
-   * per request. `timestamp`: seconds since the epoch; the record step passes the clock it already
-   * read (a Date.now() call cost 100+ instructions per request, benchmarks/micro.mjs).
+   * per request. `timestamp`: seconds since the epoch; the record step passes its own clock reading
+   * (lib/wall-clock.ts).
    */
   observeWithExemplar (value: number, traceId: string, spanId: string, timestamp: number = Date.now() / 1000): void {
     const i = this.observe(value)
@@ -108,6 +109,7 @@ export class SeriesHistogram {
   /** prom-client's metric.get() shape, so any registry can render this metric. */
   async get (): Promise<{ name: string, help: string, type: string, aggregator: string, values: any[] }> {
     if (this.probing) return probeSample(this)
+    resyncWallClock()
     const values: any[] = []
     const bucket = this.name + '_bucket'
     for (const s of this.series.values()) {

@@ -3,11 +3,11 @@
 // The two HTTP instruments are series-backed (lib/instruments.ts). A series is found once per
 // route/method/status and cached on the route, so recording a request is a bucket search and
 // three additions: no label object, no hashing, no validation per request.
-import { performance } from 'node:perf_hooks'
 import type { Span } from '@opentelemetry/api'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { CustomLabelFn, PromRegistry, ResolvedMetrics } from './options'
 import { SeriesGauge, SeriesHistogram } from './instruments'
+import { wallSeconds } from './wall-clock'
 import type { GaugeSeries, HistogramSeries } from './instruments'
 
 /** Methods recorded under their own name; anything else is `_OTHER` (OpenTelemetry semconv). */
@@ -18,11 +18,6 @@ export const UNMATCHED_ROUTE = 'unmatched'
 
 /** TraceFlags.SAMPLED */
 const SAMPLED = 1
-/**
- * performance.now() + this = milliseconds since the epoch: the exemplar's timestamp from the clock
- * the record step already read, on the same time base as the SDK's span timestamps.
- */
-const TIME_ORIGIN = performance.timeOrigin
 
 export const DURATION_NAME = 'http_server_request_duration_seconds'
 export const ACTIVE_NAME = 'http_server_active_requests'
@@ -56,7 +51,7 @@ export class MethodSeries {
     if (span !== null && this.metrics.exemplars) {
       const sc = span.spanContext()
       if ((sc.traceFlags & SAMPLED) !== 0) {
-        s.observeWithExemplar(seconds, sc.traceId, sc.spanId, (TIME_ORIGIN + now) / 1000)
+        s.observeWithExemplar(seconds, sc.traceId, sc.spanId, wallSeconds(now))
         return
       }
     }

@@ -65,6 +65,25 @@ t.test('a sampled request is the exemplar of its bucket, in OpenMetrics only', a
   t.equal(text.split('\n').filter(l => l.startsWith('# ')).join('\n'), before.split('\n').filter(l => l.startsWith('# ')).join('\n'))
 })
 
+t.test("the exemplar's timestamp follows the wall clock from the next scrape on", async (t) => {
+  const app = await appWith(t)
+  const stamp = async (): Promise<number> => {
+    await app.inject({ url: '/api/users/1', headers: { traceparent: SAMPLED } })
+    const om = (await app.inject({ url: '/metrics', headers: { accept: OPENMETRICS } })).body
+    return Number(/ ([0-9.]+)$/.exec(bucketLines(om, '/api/users/:id')[0])?.[1])
+  }
+  const before = Date.now() / 1000
+  const first = await stamp()
+  t.ok(first >= before - 1 && first <= Date.now() / 1000 + 1, `the wall clock (${first})`)
+  // The wall clock is set an hour ahead (NTP after boot, a resumed VM): performance.now() does not follow.
+  const realNow = Date.now
+  Date.now = () => realNow() + 3_600_000
+  t.teardown(() => { Date.now = realNow })
+  await app.inject('/metrics') // a scrape reads the offset again
+  const later = await stamp()
+  t.ok(later - first > 3590 && later - first < 3610, `an hour later (${later - first} s)`)
+})
+
 t.test('the latest sampled request wins', async (t) => {
   const app = await appWith(t)
   await app.inject({ url: '/api/users/1', headers: { traceparent: SAMPLED } })
