@@ -89,24 +89,33 @@ t.test('one latency threshold, a bucket boundary', async (t) => {
 })
 
 t.test('every alert fires in a unit test and stays quiet in another', async (t) => {
-  const fired = new Set<string>()
-  const quiet = new Set<string>()
+  // "alertname severity" -> the unit-test files it fires in; alertname -> the files it is quiet in.
+  const fired = new Map<string, string[]>()
+  const quiet = new Map<string, string[]>()
+  const add = (map: Map<string, string[]>, key: string, file: string): void => { map.set(key, [...(map.get(key) ?? []), file]) }
   for (const file of unitTestFiles) {
     let alertname = ''
     for (const line of read(join('tests', file)).split('\n')) {
       const name = /^\s+alertname: (\S+)$/.exec(line)
       if (name !== null) alertname = name[1]
-      if (/^\s+exp_alerts: \[\]$/.test(line)) quiet.add(alertname)
+      if (/^\s+exp_alerts: \[\]$/.test(line)) add(quiet, alertname, file)
       const severity = /^\s+- exp_labels: \{.*severity: (\w+)/.exec(line)
-      if (severity !== null) fired.add(`${alertname} ${severity[1]}`)
+      if (severity !== null) add(fired, `${alertname} ${severity[1]}`, file)
     }
   }
   const rules = alertRules()
-  t.ok(rules.length >= 8, `${rules.length} alerting rules`)
+  t.ok(rules.length >= 9, `${rules.length} alerting rules`)
   for (const { alert, severity } of rules) {
     t.ok(fired.has(`${alert} ${severity}`), `${alert} (${severity}) fires in a test`)
     t.ok(quiet.has(alert), `${alert} stays quiet in a test`)
   }
+  // The meta-alert on the objectives: the burn-rate alerts compare with scalar() of them, NaN
+  // when they are not loaded. It must fire in a test without recording-rules.yml (where the
+  // objectives do not exist) and stay quiet in one with it (where they always do).
+  t.ok(rules.some((r) => r.alert === 'SloObjectiveMissing' && r.severity === 'ticket'), 'SloObjectiveMissing (ticket) is among the alerts')
+  const loadsRecording = (file: string): boolean => read(join('tests', file)).includes('- ../recording-rules.yml\n')
+  t.ok((fired.get('SloObjectiveMissing ticket') ?? []).some((f) => !loadsRecording(f)), 'SloObjectiveMissing fires in a test that loads alerting-rules.yml alone', { files: fired.get('SloObjectiveMissing ticket') })
+  t.ok((quiet.get('SloObjectiveMissing') ?? []).some(loadsRecording), 'SloObjectiveMissing stays quiet in a test that loads recording-rules.yml', { files: quiet.get('SloObjectiveMissing') })
 })
 
 /** The group names of a rule file, in order. */
