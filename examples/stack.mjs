@@ -47,12 +47,14 @@ const targets = path.join(work, 'targets')
 mkdirSync(targets)
 const children = []
 let stopping = false
+let traffic = null
 
 /** A child process whose output goes to <name>.log in the work directory (stdout piped here too when `watch`). */
 function start (name, command, args, { extraEnv = {}, watch = false } = {}) {
   const log = openSync(path.join(work, `${name}.log`), 'a')
   const child = spawn(command, args, { cwd: work, env: { ...env, ...extraEnv }, stdio: ['ignore', watch ? 'pipe' : log, log] })
   children.push(child)
+  child.on('error', (err) => { console.error(`${name}: ${err.message}`); void stop(1) })
   child.on('exit', (code, signal) => {
     if (!stopping) { console.error(`${name} exited (${code ?? signal}); its log: ${path.join(work, `${name}.log`)}`); void stop(1) }
   })
@@ -86,15 +88,20 @@ async function stop (code = 0) {
   stopping = true
   clearInterval(traffic)
   webhook.close()
-  await Promise.all(children.map((c) => c.exitCode !== null || c.signalCode !== null
+  // SIGTERM, then SIGKILL what is still running 10 s later: a stop never hangs.
+  await Promise.all(children.map((c) => c.exitCode !== null || c.signalCode !== null || c.pid === undefined
     ? null
-    : new Promise((resolve) => { c.once('exit', resolve); c.kill('SIGTERM') })))
+    : new Promise((resolve) => {
+      const kill = setTimeout(() => c.kill('SIGKILL'), 10_000)
+      c.once('exit', () => { clearTimeout(kill); resolve() })
+      c.kill('SIGTERM')
+    })))
   if (code === 0) rmSync(work, { recursive: true, force: true }) // kept after a failure, for its logs
   console.log('stopped')
   process.exit(code)
 }
-process.once('SIGINT', () => stop())
-process.once('SIGTERM', () => stop())
+// SIGHUP too (the terminal closed): Prometheus and Alertmanager would take it as "reload" and stay.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.once(signal, () => stop())
 
 // Alertmanager's webhooks: print each alert as it arrives.
 const webhook = createServer((req, res) => {
@@ -110,10 +117,11 @@ const webhook = createServer((req, res) => {
     } catch { console.log(`webhook ${req.url}: ${body}`) }
   })
 })
-await new Promise((resolve) => webhook.listen(ports.webhook, '127.0.0.1', resolve))
-
-let traffic = null
 try {
+  await new Promise((resolve, reject) => {
+    webhook.once('error', (err) => reject(new Error(`the webhook cannot listen on 127.0.0.1:${ports.webhook} (${err.code}): set WEBHOOK_PORT`)))
+    webhook.listen(ports.webhook, '127.0.0.1', resolve)
+  })
   // The two demo apps; spans go to their logs (the console exporter).
   const app = start('app', process.execPath, [path.join(ROOT, 'examples', 'demo.mjs')], { extraEnv: { PORT: String(ports.app) }, watch: true })
   const app2 = start('app2', process.execPath, [path.join(ROOT, 'examples', 'demo.mjs')], { extraEnv: { PORT: String(ports.app2), DISCOVERY_DIR: targets }, watch: true })
@@ -152,7 +160,7 @@ try {
   Prometheus:   ${prometheusBin === null ? 'not installed: apt-get install prometheus (or set PROMETHEUS_BIN)' : `${url(ports.prometheus)}/targets  /alerts  /rules`}
   Alertmanager: ${alertmanagerBin === null ? 'not installed: apt-get install prometheus-alertmanager (or set ALERTMANAGER_BIN)' : `${url(ports.alertmanager)}`}
   Grafana:      import docs/grafana/fastify-observability.json (see docs/grafana.md), data source ${url(ports.prometheus)}
-  Traffic:      ${traffic === null ? 'none (STACK_TRAFFIC=0)' : 'a request every 100 ms to each app, 1 in 10 to /api/fail: the error-budget alert fires in a minute or so and is printed here'}`)
+  Traffic:      ${traffic === null ? 'none (STACK_TRAFFIC=0)' : 'a request every 100 ms to each app, 1 in 10 sent to /api/fail: the error-budget alert fires in a minute or so and is printed here'}`)
 } catch (err) {
   console.error(err.message)
   await stop(1)

@@ -3,17 +3,14 @@
 // scraped (one listed, one announced through the discovery option), the error-budget alert the
 // traffic provokes reaches the script through Alertmanager, and Ctrl-C stops every process.
 import t from 'tap'
-import { spawn, spawnSync } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import path from 'node:path'
 import { freePort, skipReasonIfAbsent } from './helpers/prometheus'
+import { alertmanagerSkipReason } from './helpers/alertmanager'
 
 const ROOT = path.resolve(__dirname, '..')
-const amAbsent = spawnSync(process.env.ALERTMANAGER_BIN ?? 'prometheus-alertmanager', ['--version']).error !== undefined &&
-  process.env.CI === undefined
-  ? 'prometheus-alertmanager not installed (Debian: prometheus-alertmanager)'
-  : null
-const skip = skipReasonIfAbsent() ?? amAbsent
+const skip = skipReasonIfAbsent() ?? alertmanagerSkipReason()
 
 function startStack (t: Tap.Test, env: NodeJS.ProcessEnv) {
   const child = spawn(process.execPath, [path.join(ROOT, 'examples', 'stack.mjs')], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
@@ -21,12 +18,24 @@ function startStack (t: Tap.Test, env: NodeJS.ProcessEnv) {
   child.stdout.on('data', (d: Buffer) => { out += String(d) })
   child.stderr.on('data', (d: Buffer) => { out += String(d) })
   const exited = new Promise<number | null>(resolve => child.on('exit', code => resolve(code)))
-  t.teardown(() => { if (child.exitCode === null) child.kill('SIGINT'); return exited })
-  /** Resolves with the output once it matches (or the process exited). */
-  const printed = (re: RegExp) => new Promise<string>(resolve => {
-    const check = (): void => { if (re.test(out) || child.exitCode !== null) { child.stdout.off('data', check); resolve(out) } }
+  t.teardown(async () => {
+    if (child.exitCode !== null) return
+    child.kill('SIGINT')
+    // Its own stop SIGKILLs what hangs after 10 s; past that, the script itself.
+    const kill = setTimeout(() => child.kill('SIGKILL'), 20_000)
+    await exited
+    clearTimeout(kill)
+  })
+  /**
+   * Resolves with the output once it matches, or once the process exited or `ms` passed (then the
+   * caller's assertion on the output fails, showing it).
+   */
+  const printed = (re: RegExp, ms = 60_000) => new Promise<string>(resolve => {
+    const timer = setTimeout(done, ms)
+    function done (): void { clearTimeout(timer); child.stdout.off('data', check); resolve(out) }
+    function check (): void { if (re.test(out) || child.exitCode !== null) done() }
     child.stdout.on('data', check)
-    void exited.then(() => resolve(out))
+    void exited.then(done)
     check()
   })
   return { child, exited, printed, output: () => out }
@@ -36,7 +45,7 @@ async function ports () {
   return { PORT: String(await freePort()), PORT2: String(await freePort()), PROMETHEUS_PORT: String(await freePort()), ALERTMANAGER_PORT: String(await freePort()), WEBHOOK_PORT: String(await freePort()) }
 }
 
-t.test('the stack: both apps scraped, the alert delivered, Ctrl-C stops it all', skip === null ? {} : { skip }, async (t) => {
+t.test('the stack: both apps scraped, the alert delivered, a hang-up stops it all', skip === null ? {} : { skip }, async (t) => {
   const p = await ports()
   const stack = startStack(t, { ...p, STACK_INTERVAL: '1s' })
   const banner = await stack.printed(/Traffic:/)
@@ -58,10 +67,11 @@ t.test('the stack: both apps scraped, the alert delivered, Ctrl-C stops it all',
   ], 'the listed app and the announced one are both up')
 
   const alerts = await stack.printed(/ALERT firing HttpServerErrorBudgetBurn \(page\) job=fastify severity=page/)
-  t.match(alerts, /ALERT firing HttpServerErrorBudgetBurn \(page\) job=fastify severity=page/, 'the page reached the webhook through Alertmanager')
+  t.match(alerts, /ALERT firing HttpServerErrorBudgetBurn \(page\) job=fastify severity=page/, 'the page reached the webhook through Alertmanager', { output: alerts })
 
-  stack.child.kill('SIGINT')
-  t.equal(await stack.exited, 0, 'Ctrl-C: exit 0')
+  // SIGHUP (the terminal closed) as Ctrl-C: Prometheus and Alertmanager would take it as a reload.
+  stack.child.kill('SIGHUP')
+  t.equal(await stack.exited, 0, 'exit 0')
   t.match(stack.output(), /stopped\n$/)
   t.notOk(existsSync(work), 'its work directory removed')
   await t.rejects(fetch(`${prom}/-/ready`), 'Prometheus stopped')
