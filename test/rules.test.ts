@@ -82,7 +82,10 @@ t.test('one latency threshold, a bucket boundary', async (t) => {
   const les = [...code.matchAll(/le="([^"]*)"/g)].map((m) => m[1])
   t.equal(les.length, 7, 'one le matcher in each of the seven slow-ratio windows')
   t.same([...new Set(les)], ['0.5'], 'the same threshold in every window (docs/alerting.md documents 0.5 s)')
-  t.ok(DEFAULT_BUCKETS.map(String).includes(les[0]), `${les[0]} is one of the default bucket boundaries, as the exposition writes it`)
+  // As Prometheus stores the le label: the exposition's String(b) under Prometheus 2 ("1"), with a
+  // ".0" on integer boundaries under Prometheus 3 ("1.0"); "0.5" either way.
+  const stored = DEFAULT_BUCKETS.flatMap((b) => Number.isInteger(b) ? [String(b), `${b}.0`] : [String(b)])
+  t.ok(stored.includes(les[0]), `${les[0]} is one of the default bucket boundaries, as Prometheus stores it`)
   t.equal([...rules.matchAll(/# LATENCY THRESHOLD$/gm)].length, 7, 'each is marked')
   const doc = readFileSync(join(ROOT, 'docs', 'alerting.md'), 'utf8')
   t.match(doc, 'le="0.5"', 'docs/alerting.md names the threshold as it is')
