@@ -8,6 +8,7 @@
 // Grafana's variables are written `${name}` in plain strings: they are not template literals.
 /* eslint-disable no-template-curly-in-string */
 import t from 'tap'
+import type { Test } from 'tap'
 import { readFileSync } from 'node:fs'
 import { request } from 'node:http'
 import { join } from 'node:path'
@@ -78,6 +79,56 @@ t.test('the dashboard has the documented panels, variables and exemplar set-up',
   const doc = readFileSync(join(__dirname, '..', 'docs', 'grafana.md'), 'utf8')
   for (const title of PANELS) t.ok(doc.includes(`\n| ${title} |`), `docs/grafana.md describes the panel ${title}`)
   for (const name of Object.keys(vars)) t.ok(doc.includes(`\n| \`${name}\``), `docs/grafana.md describes the variable ${name}`)
+})
+
+/** Grafana's default format of a variable in a data link's URL (VariableFormatID.UriEncode). */
+function uriEncode (value: string): string {
+  return encodeURI(value).replace(/[!'()*]/g, c => '%' + c.charCodeAt(0).toString(16).toUpperCase())
+}
+
+/** A data link's URL as Grafana opens it, each `${name}` replaced by its value, encoded as Grafana does. */
+function openLink (url: string, values: Record<string, string>): URL {
+  const replaced = url.replace(/\$\{([\w.]+)(?::\w+)?\}/g, (whole, name: string) => {
+    const v = values[name]
+    if (v === undefined) throw new Error(`${whole} in ${url}: no sample value`)
+    return uriEncode(v)
+  })
+  return new URL(replaced, 'http://grafana.test')
+}
+
+/** The Explore panes of a link, or undefined (with a failure) when the parameter is not JSON. */
+function panesOf (t: Test, url: URL): Record<string, unknown> | undefined {
+  const panes = url.searchParams.get('panes')
+  try {
+    return JSON.parse(panes ?? '') as Record<string, unknown>
+  } catch (err) {
+    t.fail(`panes=${String(panes)} is not JSON (${(err as Error).message}); the URL: ${url.href}`)
+    return undefined
+  }
+}
+
+t.test('the latency panel\'s trace link opens Explore with the whole query, whatever the route', async (t) => {
+  const latency = panelsOf(committed).find(p => p.title === 'Latency by route (p50, p95, p99)')!
+  const link = latency.fieldConfig?.defaults?.links?.[0]
+  if (link === undefined) return t.fail('no data link')
+  // A route with characters that mean something in a URL, in JSON or in a regex.
+  const route = '/static/*'
+  const url = openLink(link.url, { traces: 'tempo-uid', '__field.labels.http_route': route, __from: '1700000000000', __to: '1700003600000' })
+  t.equal(url.pathname, '/explore')
+  t.strictSame([...url.searchParams.keys()].sort(), ['panes', 'schemaVersion'], 'two parameters: nothing cut off the panes')
+  t.equal(url.searchParams.get('schemaVersion'), '1')
+  t.strictSame(panesOf(t, url), {
+    traces: {
+      datasource: 'tempo-uid',
+      queries: [{
+        refId: 'A',
+        datasource: { type: 'tempo', uid: 'tempo-uid' },
+        queryType: 'traceql',
+        query: `{ span.http.route = "${route}" && kind = server }`
+      }],
+      range: { from: '1700000000000', to: '1700003600000' }
+    }
+  }, 'the pane, with the whole TraceQL query')
 })
 
 // ---- against a real Prometheus ----

@@ -117,8 +117,17 @@ function tracesLink (): dashboard.DashboardLinkBuilder {
   }
   return new dashboard.DashboardLinkBuilder('Traces of ${__field.labels.http_route} in ${traces:text}')
     .type(dashboard.DashboardLinkType.Link)
-    .url('/explore?schemaVersion=1&panes=' + JSON.stringify({ traces: pane }))
+    .url(exploreUrl({ traces: pane }))
     .targetBlank(true)
+}
+
+/**
+ * The URL of Grafana Explore with these panes: their JSON percent-encoded as one query parameter (a
+ * TraceQL `&&` would otherwise end it), except the `${...}` variables, left as they are for Grafana
+ * to replace when the link is clicked (it percent-encodes their values then).
+ */
+function exploreUrl (panes: Record<string, unknown>): string {
+  return '/explore?schemaVersion=1&panes=' + encodeURIComponent(JSON.stringify(panes)).replace(/%24%7B(.*?)%7D/g, '${$1}')
 }
 
 function labelValues (name: string, label: string, title: string, description: string, matchers = ''): dashboard.QueryVariableBuilder {
