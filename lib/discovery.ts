@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto'
 import { renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
-import { isIPv6 } from 'node:net'
+import { isIPv4, isIPv6 } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
@@ -15,6 +15,44 @@ import type { ResolvedDiscovery } from './options'
 export interface TargetGroup {
   targets: string[]
   labels: Record<string, string>
+}
+
+/** A DNS name or an IPv4 address (underscores allowed: container and Consul names have them). */
+const HOST_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/
+
+/** What `discovery.address` says: the host (IPv6 without brackets), and the port if one was given. */
+export interface ParsedAddress {
+  host: string
+  port: number | undefined
+}
+
+/**
+ * `discovery.address`: `host`, `host:port`, `[ipv6]` or `[ipv6]:port`, as Prometheus reads a target.
+ * A bare IPv6 address is the host, all of it: its last group is never a port. When the value is
+ * none of these, `invalid` says what it must be (options.ts makes the option error of it).
+ */
+export function parseAddress (value: unknown): ParsedAddress | { invalid: string } {
+  const bad = { invalid: 'must be a host or host:port without a scheme or path (an IPv6 address in brackets: [2001:db8::1]:3000)' }
+  if (typeof value !== 'string') return bad
+  let host: string
+  let port: string | undefined
+  const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(value)
+  if (bracketed !== null) {
+    [, host, port] = bracketed
+    if (!isIPv6(host)) return bad
+  } else if (isIPv6(value)) {
+    host = value // a bare IPv6 literal: its colons are not a port
+  } else {
+    const m = /^([^:]+)(?::(\d+))?$/.exec(value)
+    if (m === null || !HOST_NAME.test(m[1])) return bad
+    ;[, host, port] = m
+    // Looks like a dotted quad but is not one (e.g. 300.1.1.1): a typo, not a host name.
+    if (/^[\d.]+$/.test(host) && !isIPv4(host)) return bad
+  }
+  if (port === undefined) return { host, port: undefined }
+  const n = Number(port)
+  if (!Number.isInteger(n) || n < 1 || n > 65535) return bad
+  return { host, port: n }
 }
 
 /** `host:port` as Prometheus reads a target: IPv6 literals in brackets. */

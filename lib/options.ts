@@ -2,8 +2,8 @@
 // the hot path only ever reads the frozen ResolvedOptions.
 import picomatch from 'picomatch'
 import { accessSync, constants as fsConstants, statSync } from 'node:fs'
-import { isIPv4, isIPv6 } from 'node:net'
 import { resolve as resolvePath } from 'node:path'
+import { parseAddress } from './discovery'
 import { MetricsClientMissingError, ObservabilityOptionError } from './errors'
 import { installedClient } from './metrics-client'
 import type { FastifyReply, FastifyRequest } from 'fastify'
@@ -161,8 +161,6 @@ const TOP_KEYS = ['include', 'exclude', 'metrics', 'tracing', 'discovery', 'pref
 const METRICS_KEYS = ['endpoint', 'prefix', 'buckets', 'groupStatusCodes', 'customLabels', 'defaultMetrics', 'registry', 'client', 'exemplars', 'customLabelsOnSpan']
 const TRACING_KEYS = ['tracerProvider', 'requestHook', 'captureQuery', 'responseHeader', 'logIds']
 const DISCOVERY_KEYS = ['directory', 'labels', 'address']
-/** A DNS name or an IPv4 address (underscores allowed: container and Consul names have them). */
-const HOST_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/
 /** Headers whose meaning a trace id would break: not accepted as tracing.responseHeader. */
 const RESERVED_RESPONSE_HEADERS = new Set(['age', 'allow', 'cache-control', 'connection', 'content-encoding', 'content-length', 'content-location', 'content-range', 'content-type', 'date', 'etag', 'expires', 'keep-alive', 'last-modified', 'location', 'proxy-authenticate', 'retry-after', 'server', 'set-cookie', 'trailer', 'transfer-encoding', 'upgrade', 'vary', 'www-authenticate'])
 /** An HTTP header name (RFC 9110 token). */
@@ -390,30 +388,12 @@ function resolveTargetLabels (value: unknown): Record<string, string> {
   return labels
 }
 
+// The address rules are discovery's (lib/discovery.ts, with the target they make); the error is the options'.
 function resolveAddress (value: unknown): { host: string | undefined, port: number | undefined } {
   if (value === undefined) return { host: undefined, port: undefined }
-  const bad = (): ObservabilityOptionError => new ObservabilityOptionError('discovery.address', value,
-    'must be a host or host:port without a scheme or path (an IPv6 address in brackets: [2001:db8::1]:3000)')
-  if (typeof value !== 'string') throw bad()
-  let host: string
-  let port: string | undefined
-  const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(value)
-  if (bracketed !== null) {
-    [, host, port] = bracketed
-    if (!isIPv6(host)) throw bad()
-  } else if (isIPv6(value)) {
-    host = value // a bare IPv6 literal: its colons are not a port
-  } else {
-    const m = /^([^:]+)(?::(\d+))?$/.exec(value)
-    if (m === null || !HOST_NAME.test(m[1])) throw bad()
-    ;[, host, port] = m
-    // Looks like a dotted quad but is not one (e.g. 300.1.1.1): a typo, not a host name.
-    if (/^[\d.]+$/.test(host) && !isIPv4(host)) throw bad()
-  }
-  if (port === undefined) return { host, port: undefined }
-  const n = Number(port)
-  if (!Number.isInteger(n) || n < 1 || n > 65535) throw bad()
-  return { host, port: n }
+  const parsed = parseAddress(value)
+  if ('invalid' in parsed) throw new ObservabilityOptionError('discovery.address', value, parsed.invalid)
+  return parsed
 }
 
 export function resolveOptions (options: unknown): ResolvedOptions {
