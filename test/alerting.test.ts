@@ -1,12 +1,13 @@
 // The shipped rules end to end: a real Prometheus loads docs/prometheus/recording-rules.yml and
 // alerting-rules.yml as they are, with a config made from the sample docs/prometheus/prometheus.yml
-// (its static job and its file_sd job both scrape the fixture app; intervals 1 s), and sends its
+// (its static job and its file_sd job both scrape the fixture app, which announces itself to the
+// latter through the plugin's discovery option; intervals 1 s), and sends its
 // alerts to a real Alertmanager configured from the sample docs/prometheus/alertmanager.yml
 // (group_wait 1 s), whose page receiver posts to a webhook receiver in this test. The app answers
 // half of its requests with a 500: HttpServerErrorBudgetBurn must reach the page webhook for each
 // job. Nothing here waits for a fixed time: the test waits for the webhook's POSTs.
 import t from 'tap'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { startPrometheus, skipReasonIfAbsent } from './helpers/prometheus'
@@ -40,14 +41,18 @@ t.test('an app answering 5xx pages through the shipped rules, Prometheus and Ale
   })
   t.teardown(() => am.stop())
 
-  const app = startNodeApp<{ port: number }>(t, ['test/fixtures/alerting-app.cjs'], childEnv({}))
+  // The directory of the fastify-discovered job: the app's discovery option writes its file there
+  // after listen (the option wants the directory to exist at register).
+  const sdDir = mkdtempSync(join(tmpdir(), 'fo-file-sd-'))
+  t.teardown(() => rmSync(sdDir, { recursive: true, force: true })) // teardowns run last first: after the app's kill
+  const app = startNodeApp<{ port: number }>(t, ['test/fixtures/alerting-app.cjs'],
+    childEnv({ DISCOVERY_DIR: sdDir, DISCOVERY_LABELS: JSON.stringify({ env: 'e2e' }) }))
   const { port } = await app.ready
   const target = `127.0.0.1:${port}`
-
-  // What the plugin's discovery option writes: one file per instance in the watched directory.
-  const sdDir = mkdtempSync(join(tmpdir(), 'fo-file-sd-'))
-  t.teardown(() => rmSync(sdDir, { recursive: true, force: true }))
-  writeFileSync(join(sdDir, 'alerting-app.json'), JSON.stringify([{ targets: [target], labels: { env: 'e2e' } }]))
+  const sdFiles = readdirSync(sdDir).filter((f) => f.endsWith('.json'))
+  t.equal(sdFiles.length, 1, 'the app announced itself: one file_sd file', { files: readdirSync(sdDir) })
+  t.same(JSON.parse(readFileSync(join(sdDir, sdFiles[0]), 'utf8')), [{ targets: [target], labels: { env: 'e2e' } }],
+    'its listening address and the labels of the option')
 
   const prom = await startPrometheus({
     targets: [],
