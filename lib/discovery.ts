@@ -29,7 +29,8 @@ export interface ParsedAddress {
 /**
  * `discovery.address`: `host`, `host:port`, `[ipv6]` or `[ipv6]:port`, as Prometheus reads a target.
  * A bare IPv6 address is the host, all of it: its last group is never a port. When the value is
- * none of these, `invalid` says what it must be (options.ts makes the option error of it).
+ * none of these, or has an IPv6 zone id (`fe80::1%eth0`), `invalid` says what it must be (options.ts
+ * makes the option error of it).
  */
 export function parseAddress (value: unknown): ParsedAddress | { invalid: string } {
   const bad = { invalid: 'must be a host or host:port without a scheme or path (an IPv6 address in brackets: [2001:db8::1]:3000)' }
@@ -48,6 +49,11 @@ export function parseAddress (value: unknown): ParsedAddress | { invalid: string
     ;[, host, port] = m
     // Looks like a dotted quad but is not one (e.g. 300.1.1.1): a typo, not a host name.
     if (/^[\d.]+$/.test(host) && !isIPv4(host)) return bad
+  }
+  // fe80::1%eth0: Node's isIPv6 takes a zone id, Prometheus does not (no valid URL host with it).
+  const zone = host.indexOf('%')
+  if (zone !== -1) {
+    return { invalid: `must not have an IPv6 zone id (${host.slice(zone)}), which Prometheus cannot parse in a target: announce a host name or an address that needs no zone` }
   }
   if (port === undefined) return { host, port: undefined }
   const n = Number(port)

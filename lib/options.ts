@@ -89,8 +89,9 @@ export interface DiscoveryOptions {
   /** Labels Prometheus attaches to the target's series, e.g. `{ service: 'shop' }`. */
   labels?: Record<string, string>
   /**
-   * `host` or `host:port` to announce instead of the listening address (`[::1]:3000` for IPv6),
-   * for an app listening on 0.0.0.0 or behind NAT. Without a port, the listening port.
+   * `host` or `host:port` to announce instead of the listening address, for an app listening on
+   * 0.0.0.0 or behind NAT. Without a port, the listening port. A bare IPv6 address is the host,
+   * all of it (`2001:db8::1:3000` has no port): `[2001:db8::1]:3000` gives one. No zone id (`%eth0`).
    */
   address?: string
 }

@@ -157,6 +157,8 @@ t.test('the announced address: override, wildcard, IPv6', async (t) => {
     ['10.0.0.7:8080', '127.0.0.1', () => '10.0.0.7:8080'],
     ['[2001:db8::1]:9000', '127.0.0.1', () => '[2001:db8::1]:9000'],
     ['2001:db8::1', '127.0.0.1', (port) => `[2001:db8::1]:${port}`],
+    // A bare IPv6 address is the host, all of it: its last group is no port (brackets give one).
+    ['2001:db8::1:3000', '127.0.0.1', (port) => `[2001:db8::1:3000]:${port}`],
     [undefined, '0.0.0.0', (port) => `${hostname()}:${port}`]
   ]
   for (const [address, host, expected] of cases) {
@@ -262,6 +264,10 @@ t.test('option errors', async (t) => {
     ['a port too big', { directory: dir, address: 'shop:65536' }, {}, /option "discovery.address" .*, got "shop:65536"/],
     ['a bad IPv4', { directory: dir, address: '300.1.1.1:80' }, {}, /option "discovery.address" .*, got "300.1.1.1:80"/],
     ['brackets around no IPv6', { directory: dir, address: '[shop]:80' }, {}, /option "discovery.address" .*, got "\[shop\]:80"/],
+    // Prometheus cannot parse a target with a zone id.
+    ['an IPv6 zone id', { directory: dir, address: 'fe80::1%eth0' }, {}, /option "discovery.address" must not have an IPv6 zone id \(%eth0\), which Prometheus cannot parse in a target: .*, got "fe80::1%eth0"/],
+    ['a % in a host name', { directory: dir, address: 'shop%20a' }, {}, /option "discovery.address" must be a host or host:port without a scheme or path .*, got "shop%20a"/],
+    ['an IPv6 zone id in brackets', { directory: dir, address: '[fe80::1%25eth0]:3000' }, {}, /option "discovery.address" must not have an IPv6 zone id \(%25eth0\).*, got "\[fe80::1%25eth0\]:3000"/],
     ['an address not a string', { directory: dir, address: 3000 }, {}, /option "discovery.address" .*, got 3000/],
     ['an address true', { directory: dir, address: true }, {}, /option "discovery.address" .*, got true/],
     ['metrics off', { directory: dir }, { metrics: false }, /option "discovery" needs the metrics endpoint, but metrics is false: there is nothing to scrape, got \{"directory":".*"\}/],
