@@ -64,17 +64,23 @@ t.test('the dashboard has the documented panels, variables and exemplar set-up',
     for (const q of p.targets ?? []) t.strictSame(q.datasource, { type: 'prometheus', uid: '${datasource}' }, `${p.title} ${q.refId} uses the datasource variable`)
   }
   const vars = Object.fromEntries(committed.templating.list.map(v => [v.name, v]))
-  t.strictSame(Object.keys(vars), ['datasource', 'job', 'instance', 'route', 'traces'])
+  t.strictSame(Object.keys(vars), ['datasource', 'job', 'instance', 'route', 'tempo', 'jaeger', 'service'])
   t.match(vars.datasource, { type: 'datasource', query: 'prometheus' })
-  t.match(vars.traces, { type: 'datasource', query: 'tempo' })
+  t.match(vars.tempo, { type: 'datasource', query: 'tempo' }, 'tempo: the Tempo data sources')
+  t.match(vars.jaeger, { type: 'datasource', query: 'jaeger' }, 'jaeger: the Jaeger data sources')
+  t.match(vars.service, { type: 'textbox', query: '' }, 'service: typed in, for the Jaeger search')
   for (const name of ['job', 'instance', 'route']) {
     t.match(vars[name], { type: 'query', multi: true, includeAll: true, allValue: '.*' }, `${name}: multi, with All`)
     t.match(variableQuery(vars[name]), /^label_values\(/, `${name}: a label_values query`)
   }
   const latency = panelsOf(committed).find(p => p.title === 'Latency by route (p50, p95, p99)')!
   t.strictSame(latency.targets!.filter(q => q.exemplar === true).map(q => q.refId), ['C'], 'exemplars on the p99 query only')
-  const link = latency.fieldConfig?.defaults?.links?.[0]
-  t.match(link?.url, /^\/explore\?.*\$\{traces\}.*\$\{__field\.labels\.http_route\}/, 'a data link to Explore on the trace data source variable, for the series\' route')
+  const links = latency.fieldConfig?.defaults?.links ?? []
+  t.match(links, [
+    { title: 'Traces of ${__field.labels.http_route} (Tempo: ${tempo:text})', url: /^\/explore\?.*\$\{tempo\}.*\$\{__field\.labels\.http_route\}/ },
+    { title: 'Traces of ${__field.labels.http_route} (Jaeger: ${jaeger:text})', url: /^\/explore\?.*\$\{jaeger\}.*\$\{service\}.*\$\{__field\.labels\.http_route\}/ }
+  ], 'data links to Explore on the tempo and the jaeger data source variables, for the series\' route')
+  t.equal(links.length, 2, 'two data links')
 
   const doc = readFileSync(join(__dirname, '..', 'docs', 'grafana.md'), 'utf8')
   for (const title of PANELS) t.ok(doc.includes(`\n| ${title} |`), `docs/grafana.md describes the panel ${title}`)
@@ -107,28 +113,60 @@ function panesOf (t: Test, url: URL): Record<string, unknown> | undefined {
   }
 }
 
-t.test('the latency panel\'s trace link opens Explore with the whole query, whatever the route', async (t) => {
+t.test('the latency panel\'s trace links open Explore with the whole query, whatever the route', async (t) => {
   const latency = panelsOf(committed).find(p => p.title === 'Latency by route (p50, p95, p99)')!
-  const link = latency.fieldConfig?.defaults?.links?.[0]
-  if (link === undefined) return t.fail('no data link')
+  const links = latency.fieldConfig?.defaults?.links ?? []
   // A route with characters that mean something in a URL, in JSON or in a regex.
   const route = '/static/*'
-  const url = openLink(link.url, { traces: 'tempo-uid', '__field.labels.http_route': route, __from: '1700000000000', __to: '1700003600000' })
-  t.equal(url.pathname, '/explore')
-  t.strictSame([...url.searchParams.keys()].sort(), ['panes', 'schemaVersion'], 'two parameters: nothing cut off the panes')
-  t.equal(url.searchParams.get('schemaVersion'), '1')
-  t.strictSame(panesOf(t, url), {
-    traces: {
-      datasource: 'tempo-uid',
-      queries: [{
-        refId: 'A',
-        datasource: { type: 'tempo', uid: 'tempo-uid' },
-        queryType: 'traceql',
-        query: `{ span.http.route = "${route}" && kind = server }`
-      }],
-      range: { from: '1700000000000', to: '1700003600000' }
+  const values = {
+    tempo: 'tempo-uid',
+    jaeger: 'jaeger-uid',
+    service: 'checkout api',
+    '__field.labels.http_route': route,
+    __from: '1700000000000',
+    __to: '1700003600000'
+  }
+  const range = { from: '1700000000000', to: '1700003600000' }
+  const expected: Record<string, unknown> = {
+    Tempo: {
+      traces: {
+        datasource: 'tempo-uid',
+        queries: [{
+          refId: 'A',
+          datasource: { type: 'tempo', uid: 'tempo-uid' },
+          queryType: 'traceql',
+          query: `{ span.http.route = "${route}" && kind = server }`
+        }],
+        range
+      }
+    },
+    Jaeger: {
+      traces: {
+        datasource: 'jaeger-uid',
+        queries: [{
+          refId: 'A',
+          datasource: { type: 'jaeger', uid: 'jaeger-uid' },
+          queryType: 'search',
+          service: 'checkout api',
+          tags: `http.route="${route}" span.kind=server`
+        }],
+        range
+      }
     }
-  }, 'the pane, with the whole TraceQL query')
+  }
+  t.equal(links.length, Object.keys(expected).length, 'a link per trace backend')
+  for (const [backend, panes] of Object.entries(expected)) {
+    const link = links.find(l => l.title.includes(`(${backend}:`))
+    if (link === undefined) {
+      t.fail(`no link to ${backend}`)
+      continue
+    }
+    const url = openLink(link.url, values)
+    t.equal(url.pathname, '/explore', `${backend}: Explore`)
+    t.strictSame([...url.searchParams.keys()].sort(), ['panes', 'schemaVersion'], `${backend}: two parameters, nothing cut off the panes`)
+    t.equal(url.searchParams.get('schemaVersion'), '1', `${backend}: schemaVersion`)
+    t.strictSame(panesOf(t, url), panes, `${backend}: the pane, with the whole query`)
+  }
 })
 
 // ---- against a real Prometheus ----

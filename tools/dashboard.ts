@@ -98,26 +98,50 @@ function single (id: number, title: string, description: string, unit: string, e
     .withTarget(query('A', expr))
 }
 
+/** Variables of a data link: the route of the series clicked, and the dashboard's time range. */
+const LINK_ROUTE = '${__field.labels.http_route}'
+const LINK_RANGE = { from: '${__from}', to: '${__to}' }
+
 /**
- * A data link from a latency series to Grafana Explore on the trace data source of the `traces`
- * variable, searching (TraceQL, Tempo) for the SERVER spans of the series' route in the dashboard's
- * time range. The exemplar dots link to their own trace through the Prometheus data source's
- * exemplar setting (docs/grafana.md).
+ * The latency panel's data links to Grafana Explore, one per trace backend, each on the data source
+ * of its variable (a data source variable lists one type): `tempo`, searching with TraceQL, and
+ * `jaeger`, searching the `service` variable's spans by tags. Both find the plugin's SERVER spans of
+ * the series' route in the dashboard's time range. The exemplar dots link to their own trace through
+ * the Prometheus data source's exemplar setting (docs/grafana.md).
  */
-function tracesLink (): dashboard.DashboardLinkBuilder {
-  const pane = {
-    datasource: '${traces}',
+function tracesLinks (): dashboard.DashboardLinkBuilder[] {
+  const tempo = {
+    datasource: '${tempo}',
     queries: [{
       refId: 'A',
-      datasource: { type: 'tempo', uid: '${traces}' },
+      datasource: { type: 'tempo', uid: '${tempo}' },
       queryType: 'traceql',
-      query: '{ span.http.route = "${__field.labels.http_route}" && kind = server }'
+      query: `{ span.http.route = "${LINK_ROUTE}" && kind = server }`
     }],
-    range: { from: '${__from}', to: '${__to}' }
+    range: LINK_RANGE
   }
-  return new dashboard.DashboardLinkBuilder('Traces of ${__field.labels.http_route} in ${traces:text}')
+  const jaeger = {
+    datasource: '${jaeger}',
+    queries: [{
+      refId: 'A',
+      datasource: { type: 'jaeger', uid: '${jaeger}' },
+      queryType: 'search',
+      service: '${service}',
+      // logfmt, as Grafana's Jaeger search form writes its tags
+      tags: `http.route="${LINK_ROUTE}" span.kind=server`
+    }],
+    range: LINK_RANGE
+  }
+  return [
+    link('Traces of ' + LINK_ROUTE + ' (Tempo: ${tempo:text})', exploreUrl({ traces: tempo })),
+    link('Traces of ' + LINK_ROUTE + ' (Jaeger: ${jaeger:text})', exploreUrl({ traces: jaeger }))
+  ]
+}
+
+function link (title: string, url: string): dashboard.DashboardLinkBuilder {
+  return new dashboard.DashboardLinkBuilder(title)
     .type(dashboard.DashboardLinkType.Link)
-    .url(exploreUrl({ traces: pane }))
+    .url(url)
     .targetBlank(true)
 }
 
@@ -181,10 +205,18 @@ export function buildDashboard (): dashboard.Dashboard {
     .withVariable(labelValues('job', 'job', 'Job', 'Scrape jobs with the plugin\'s request histogram.'))
     .withVariable(labelValues('instance', 'instance', 'Instance', 'Scraped instances of the selected jobs.', 'job=~"$job"'))
     .withVariable(labelValues('route', 'http_route', 'Route', 'Route patterns (unmatched: requests that matched no route, the 404s).', TARGET))
-    .withVariable(new dashboard.DatasourceVariableBuilder('traces')
-      .label('Traces')
-      .description('The trace data source the latency panel\'s links open (Tempo; see docs/grafana.md for Jaeger).')
+    .withVariable(new dashboard.DatasourceVariableBuilder('tempo')
+      .label('Tempo')
+      .description('The Tempo data source of the latency panel\'s link "in Tempo" (empty without one: ignore that link).')
       .type('tempo'))
+    .withVariable(new dashboard.DatasourceVariableBuilder('jaeger')
+      .label('Jaeger')
+      .description('The Jaeger data source of the latency panel\'s link "in Jaeger" (empty without one: ignore that link).')
+      .type('jaeger'))
+    .withVariable(new dashboard.TextBoxVariableBuilder('service')
+      .label('Service (Jaeger)')
+      .description('The service.name of the app\'s spans (OTEL_SERVICE_NAME), which the Jaeger link searches: Jaeger searches one service.')
+      .defaultValue(''))
 
     .withRow(overview)
     .withPanel(single(1, 'Request rate', 'Requests per second, all selected routes.', 'reqps', requestRate('')))
@@ -205,8 +237,8 @@ export function buildDashboard (): dashboard.Dashboard {
       .withTarget(query('A',
         `(${requestRate(' by (http_route)', ERRORS)} or 0 * ${requestRate(' by (http_route)')}) / ${requestRate(' by (http_route)')}`,
         '{{http_route}}')))
-    .withPanel(series(12, 'Latency by route (p50, p95, p99)', 'Request duration percentiles per route, estimated from the histogram buckets. The dots are exemplars: the trace of a recent sampled request in a bucket (needs tracing and Prometheus exemplar storage). Each line links to the route\'s traces in the trace data source.', 's')
-      .dataLinks([tracesLink()])
+    .withPanel(series(12, 'Latency by route (p50, p95, p99)', 'Request duration percentiles per route, estimated from the histogram buckets. The dots are exemplars: the trace of a recent sampled request in a bucket (needs tracing and Prometheus exemplar storage). Each line links to the route\'s traces in Tempo and in Jaeger (the variables of the same names).', 's')
+      .dataLinks(tracesLinks())
       .withTarget(query('A', quantile(0.5, 'http_route'), 'p50 {{http_route}}').exemplar(false))
       .withTarget(query('B', quantile(0.95, 'http_route'), 'p95 {{http_route}}').exemplar(false))
       .withTarget(query('C', quantile(0.99, 'http_route'), 'p99 {{http_route}}').exemplar(true)))
