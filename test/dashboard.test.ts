@@ -32,6 +32,8 @@ const PANELS = [
   'Responses by status code', 'Requests in flight',
   'Event-loop lag', 'CPU', 'Memory', 'Garbage collection'
 ]
+/** The panels of the Node.js process, one line per job and instance. */
+const PROCESS_PANELS = ['Event-loop lag', 'CPU', 'Memory', 'Garbage collection']
 const ROUTES = ['/api/users/:id', '/api/orders', '/api/slow', '/api/fail', 'unmatched']
 
 /**
@@ -349,6 +351,11 @@ t.test('every query of the dashboard returns data from a real Prometheus', skip 
   t.equal(slowest[0]?.metric.http_route, '/api/slow', 'the slowest route first')
   t.ok(Number(byLabel(results.get('Latency by route (p50, p95, p99) C')!, 'http_route')['/api/slow']) >= 0.025, 'p99 of the 30 ms route')
   t.ok(Object.keys(byLabel(results.get('Garbage collection A')!, 'kind')).length > 0, 'GC kinds')
+  for (const [key, r] of results) {
+    if (PROCESS_PANELS.some(p => key.startsWith(`${p} `))) {
+      t.ok(r.every(s => s.metric.job === 'app' && s.metric.instance === `127.0.0.1:${port}`), `${key}: per job and instance`)
+    }
+  }
 
   phases.push(`queries ${Date.now() - started} ms`)
 

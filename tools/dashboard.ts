@@ -37,6 +37,12 @@ const ERRORS = `${ROUTE}, http_response_status_code=~"5.."`
 
 const RATE = '$__rate_interval'
 
+/**
+ * Legend of a process series: its job and instance, since two jobs may scrape one instance (the
+ * process panels keep both labels, one line per scrape target).
+ */
+const PROCESS = '{{job}} {{instance}}'
+
 function requestRate (by: string, matchers = ROUTE, window = RATE): string {
   return `sum${by} (rate(${DURATION}_count{${matchers}}[${window}]))`
 }
@@ -275,21 +281,21 @@ export function buildDashboard (): dashboard.Dashboard {
 
     .withRow(process)
     .withPanel(series(20, 'Event-loop lag', 'How late the event loop runs timers (prom-client\'s monitorEventLoopDelay percentiles since the previous scrape).', 's')
-      .withTarget(query('A', `nodejs_eventloop_lag_p50_seconds{${TARGET}}`, 'p50 {{instance}}'))
-      .withTarget(query('B', `nodejs_eventloop_lag_p99_seconds{${TARGET}}`, 'p99 {{instance}}'))
-      .withTarget(query('C', `nodejs_eventloop_lag_max_seconds{${TARGET}}`, 'max {{instance}}')))
+      .withTarget(query('A', `nodejs_eventloop_lag_p50_seconds{${TARGET}}`, `p50 ${PROCESS}`))
+      .withTarget(query('B', `nodejs_eventloop_lag_p99_seconds{${TARGET}}`, `p99 ${PROCESS}`))
+      .withTarget(query('C', `nodejs_eventloop_lag_max_seconds{${TARGET}}`, `max ${PROCESS}`)))
     .withPanel(series(21, 'CPU', 'CPU time per second of the process, user + system (1 = one core).', 'percentunit')
       .min(0)
-      .withTarget(query('A', `rate(process_cpu_seconds_total{${TARGET}}[${RATE}])`, '{{instance}}')))
+      .withTarget(query('A', `rate(process_cpu_seconds_total{${TARGET}}[${RATE}])`, PROCESS)))
     .withPanel(series(22, 'Memory', 'Resident set size of the process, and V8 heap used and allocated.', 'bytes')
       .min(0)
-      .withTarget(query('A', `process_resident_memory_bytes{${TARGET}}`, 'RSS {{instance}}'))
-      .withTarget(query('B', `nodejs_heap_size_total_bytes{${TARGET}}`, 'heap total {{instance}}'))
-      .withTarget(query('C', `nodejs_heap_size_used_bytes{${TARGET}}`, 'heap used {{instance}}')))
+      .withTarget(query('A', `process_resident_memory_bytes{${TARGET}}`, `RSS ${PROCESS}`))
+      .withTarget(query('B', `nodejs_heap_size_total_bytes{${TARGET}}`, `heap total ${PROCESS}`))
+      .withTarget(query('C', `nodejs_heap_size_used_bytes{${TARGET}}`, `heap used ${PROCESS}`)))
     .withPanel(series(23, 'Garbage collection', 'Share of time spent in garbage collection, by kind (major, minor, incremental, weakcb).', 'percentunit')
       .min(0)
       .stacking(new common.StackingConfigBuilder().mode(common.StackingMode.Normal))
-      .withTarget(query('A', `sum by (instance, kind) (rate(nodejs_gc_duration_seconds_sum{${TARGET}}[${RATE}]))`, '{{kind}} {{instance}}')))
+      .withTarget(query('A', `sum by (job, instance, kind) (rate(nodejs_gc_duration_seconds_sum{${TARGET}}[${RATE}]))`, `{{kind}} ${PROCESS}`)))
 
   return builder.build()
 }
