@@ -170,9 +170,12 @@ export function announceTarget (fastify: FastifyInstance, discovery: ResolvedDis
     }
   })
 
-  // preClose, not onClose: it runs before the server stops accepting connections, so Prometheus
-  // (file_sd watches the directory) can drop the target while it still answers scrapes, and an
-  // intended shutdown is not recorded as a failed scrape (up == 0) that a down alert would fire on.
+  // preClose, not onClose: the first thing close() runs, so the target is withdrawn as early as
+  // close allows. That narrows the window in which Prometheus scrapes an instance going away, it does
+  // not prevent it: Fastify answers 503 from the start of close() and stops accepting connections
+  // right after preClose, while Prometheus applies file_sd changes in batches (about 5 s), so a scrape
+  // in between fails (up == 0 for a sample or two). docs/discovery.md, "A shutdown without a failed
+  // scrape": remove the file, wait 5 s and a scrape_interval, then close.
   fastify.addHook('preClose', async function removeDiscoveryFile () {
     closing = true
     if (file === undefined) return
