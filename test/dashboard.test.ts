@@ -34,7 +34,10 @@ const PANELS = [
 ]
 /** The panels of the Node.js process, one line per job and instance. */
 const PROCESS_PANELS = ['Event-loop lag', 'CPU', 'Memory', 'Garbage collection']
-const ROUTES = ['/api/users/:id', '/api/orders', '/api/slow', '/api/fail', 'unmatched']
+/** The app's route patterns, /static/* with a regex character, and the 404s. */
+const ROUTES = ['/api/users/:id', '/api/orders', '/api/slow', '/api/fail', '/static/*', 'unmatched']
+/** The routes chosen in the route variable: three, and /static/*, whose `*` Grafana escapes. */
+const CHOSEN_ROUTES = ['/api/users/:id', '/api/fail', '/static/*', 'unmatched']
 
 /**
  * Queries that may come back empty here, with the reason, checked by the test. None: the app's
@@ -260,7 +263,8 @@ t.test('every query of the dashboard returns data from a real Prometheus', skip 
   const { port } = await app.ready
   const phases = [`app ready ${Date.now() - started} ms`]
 
-  // Traffic until the end of the test: 200, 201, a slower 200, 500 and 404 (http_route="unmatched").
+  // Traffic until the end of the test: 200, 201, a slower 200, 500, a wildcard route's 200 and 404
+  // (http_route="unmatched").
   const traffic = new AbortController()
   let n = 0
   const load = (async () => {
@@ -271,6 +275,7 @@ t.test('every query of the dashboard returns data from a real Prometheus', skip 
         hit(port, 'POST', '/api/orders'),
         hit(port, 'GET', '/api/slow'),
         hit(port, 'GET', '/api/fail'),
+        hit(port, 'GET', `/static/app-${n}.js`),
         hit(port, 'GET', `/no/such/page/${n}`)
       ])
       await new Promise(resolve => setTimeout(resolve, 20))
@@ -304,8 +309,9 @@ t.test('every query of the dashboard returns data from a real Prometheus', skip 
       values[v.name] = got
     }
     all[v.name] = 'All'
-    // A choice Grafana would offer: the values found, or for routes three of them.
-    chosen[v.name] = v.name === 'route' ? ['/api/users/:id', '/api/fail', 'unmatched'].filter(r => values.route.includes(r)) : values[v.name]
+    // A choice Grafana would offer: the values found, or for routes four of them, /static/* with its
+    // regex character escaped.
+    chosen[v.name] = v.name === 'route' ? CHOSEN_ROUTES.filter(r => values.route.includes(r)) : values[v.name]
   }
   t.strictSame(values.job, ['app'], 'job values')
   t.strictSame(values.instance, [`127.0.0.1:${port}`], 'instance values')
@@ -316,6 +322,7 @@ t.test('every query of the dashboard returns data from a real Prometheus', skip 
   t.ok(queries.length >= PANELS.length, `${queries.length} panel queries for ${PANELS.length} panels`)
   t.strictSame([...new Set(queries.map(q => q.panel))], PANELS, 'every panel has its queries checked')
   const results = new Map<string, PromSample[]>()
+  const chosenResults = new Map<string, PromSample[]>()
   for (const [name, selection] of [['All', all], ['chosen', chosen]] as const) {
     for (const q of queries) {
       const key = `${q.panel} ${q.refId}`
@@ -329,6 +336,7 @@ t.test('every query of the dashboard returns data from a real Prometheus', skip 
       }
       checked++
       if (name === 'All') results.set(key, r)
+      else chosenResults.set(key, r)
       if (LEGITIMATELY_EMPTY[key] !== undefined) {
         t.equal(r.length, 0, `${key} (${name}) is empty: ${LEGITIMATELY_EMPTY[key]}`)
       } else {
@@ -347,6 +355,9 @@ t.test('every query of the dashboard returns data from a real Prometheus', skip 
   t.ok(overall > 0.1 && overall < 0.3, `overall error ratio about 1 in 5 (${overall})`)
   t.strictSame(Object.keys(byLabel(results.get('Responses by status code A')!, 'http_response_status_code')).sort(), ['200', '201', '404', '500'], 'status codes')
   t.strictSame(Object.keys(byLabel(results.get('Request rate by route A')!, 'http_route')).sort(), [...ROUTES].sort(), 'request rate of every route')
+  t.strictSame(Object.keys(byLabel(chosenResults.get('Request rate by route A')!, 'http_route')).sort(), [...CHOSEN_ROUTES].sort(),
+    'request rate of the chosen routes: /static/* is found through its escaped *')
+  t.ok(interpolate('{http_route=~"$route"}', chosen).includes('/static/\\\\*'), 'the chosen /static/* is escaped as Grafana does')
   const slowest = results.get('Slowest routes A')!.slice().sort((a, b) => Number(b.value[1]) - Number(a.value[1]))
   t.equal(slowest[0]?.metric.http_route, '/api/slow', 'the slowest route first')
   t.ok(Number(byLabel(results.get('Latency by route (p50, p95, p99) C')!, 'http_route')['/api/slow']) >= 0.025, 'p99 of the 30 ms route')
