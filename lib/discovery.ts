@@ -1,5 +1,6 @@
 // Prometheus file-based service discovery: after listen, the instance announces its scrape target
 // in a file_sd JSON file of its own in the configured directory; the file goes when the app closes.
+import cluster from 'node:cluster'
 import { randomBytes } from 'node:crypto'
 import { renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
@@ -132,10 +133,31 @@ function removeOnExit (file: string): void {
   })
 }
 
-function errorShown (log: FastifyBaseLogger): boolean {
+function shown (log: FastifyBaseLogger, level: 'error' | 'warn'): boolean {
   const l = log as FastifyBaseLogger & { isLevelEnabled?: (level: string) => boolean }
-  if (typeof l.isLevelEnabled === 'function') return l.isLevelEnabled('error')
+  if (typeof l.isLevelEnabled === 'function') return l.isLevelEnabled(level)
   return log.level !== undefined && log.level !== 'silent'
+}
+
+/** A warning in the app's log, or, with Fastify's logger off (where it would go nowhere), on stderr. */
+function warn (fastify: FastifyInstance, message: string, code: string): void {
+  fastify.log.warn(message)
+  if (!shown(fastify.log, 'warn')) process.emitWarning(message, { code })
+}
+
+// node:cluster (and PM2's cluster mode, which is node:cluster): the workers share the port, and each
+// announces the same host:port in a file of its own. Prometheus merges them into one target and
+// each scrape reaches whichever worker accepts the connection: a counter of one worker, then of
+// another, reads as resets. Said once per process, at register.
+let clusterWarned = false
+
+function warnInClusterWorker (fastify: FastifyInstance): void {
+  if (!cluster.isWorker || clusterWarned) return
+  clusterWarned = true
+  warn(fastify, 'fastify-observability: discovery in a cluster worker (node:cluster, PM2 cluster mode): every worker announces the same host:port, ' +
+    'Prometheus merges them into one target and scrapes whichever worker accepts the connection, so its counters look like resets. ' +
+    'Announce from the primary, or give each worker a port of its own to be scraped on (docs/discovery.md, "Cluster mode")',
+  'FST_OBSERVABILITY_DISCOVERY_CLUSTER_WORKER')
 }
 
 /** Announce the instance after listen, withdraw it on close. */
@@ -144,6 +166,7 @@ export function announceTarget (fastify: FastifyInstance, discovery: ResolvedDis
   const metricsPath = fastify.prefix + discovery.endpoint
   let file: string | undefined
   let closing = false
+  warnInClusterWorker(fastify)
 
   // Synchronous, and an error logged rather than thrown: Fastify runs onListen hooks after listen()
   // resolved and only logs what they throw, so no rejection could reach the caller. Written
@@ -166,7 +189,7 @@ export function announceTarget (fastify: FastifyInstance, discovery: ResolvedDis
       const message = `fastify-observability: no discovery file written in ${discovery.directory}, Prometheus will not find this instance: ${(err as Error).message}`
       fastify.log.error({ err }, message)
       // With Fastify's logger off, the log line goes nowhere: say it on stderr instead.
-      if (!errorShown(fastify.log)) process.emitWarning(message, { code: 'FST_OBSERVABILITY_DISCOVERY_WRITE_FAILED' })
+      if (!shown(fastify.log, 'error')) process.emitWarning(message, { code: 'FST_OBSERVABILITY_DISCOVERY_WRITE_FAILED' })
     }
   })
 

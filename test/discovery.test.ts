@@ -8,6 +8,7 @@ import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, watch, writeFileSync } from 'node:fs'
 import * as fs from 'node:fs'
+import cluster from 'node:cluster'
 import { createServer as createHttpsServer } from 'node:https'
 import { hostname, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -314,11 +315,47 @@ t.test('processes: SIGTERM (close) removes the file, process.exit() without clos
 
   t.match(await closed.stop(), { code: 0 })
   t.same(owned(closed.child.pid), [], 'SIGTERM: app.close() removed it')
+  t.notMatch(closed.stderr(), /FST_OBSERVABILITY_DISCOVERY_CLUSTER_WORKER/, 'no cluster warning outside a cluster worker')
   t.match(await exiting.exited, { code: 0 })
   t.same(owned(exiting.child.pid), [], 'process.exit() without close: removed on exit')
   crashed.child.kill('SIGKILL')
   await crashed.exited
   t.equal(owned(crashed.child.pid).length, 1, 'a crash leaves the file (Prometheus then sees up == 0)')
+})
+
+t.test('a node:cluster worker: a process warning at register, once (every worker announces the same host:port)', async (t) => {
+  const dir = tempDir(t)
+  const app = startNodeApp<{ port: number }>(t, ['test/fixtures/discovery-app.cjs'], childEnv({ DISCOVERY_DIR: dir, CLUSTER_WORKER: '1' }))
+  const { port } = await app.ready
+  t.same(jsonFiles(dir).map((f) => readGroups(dir, f)), [[{ targets: [`127.0.0.1:${port}`], labels: {} }]], 'the worker announces itself all the same')
+  t.match(await app.stop(), { code: 0 })
+  t.same(jsonFiles(dir), [], 'SIGTERM on to the worker: its file went on close')
+  const warnings = app.stderr().match(/\[FST_OBSERVABILITY_DISCOVERY_CLUSTER_WORKER\] Warning: .*/g) ?? []
+  t.equal(warnings.length, 1, `one warning on stderr (the logger is off)\n${app.stderr()}`)
+  t.match(warnings[0], /discovery in a cluster worker .*: every worker announces the same host:port, .*counters look like resets/)
+})
+
+t.test('the cluster warning: once per process however many apps, logged at warn with a logger', async (t) => {
+  const dir = tempDir(t)
+  const { announceTarget } = t.mockRequire<typeof import('../lib/discovery')>('../lib/discovery', {
+    'node:cluster': { ...cluster, isWorker: true, isPrimary: false }
+  })
+  const warnings: Array<Error & { code?: string }> = []
+  const onWarning = (w: Error & { code?: string }): void => { warnings.push(w) }
+  process.on('warning', onWarning)
+  t.teardown(() => { process.off('warning', onWarning) })
+  let logged = ''
+  const stream = new Writable({ write (chunk, _enc, cb) { logged += String(chunk); cb() } })
+  const apps = [Fastify({ logger: { level: 'warn', stream } }), Fastify(), Fastify()]
+  for (const app of apps) {
+    t.teardown(() => app.close())
+    announceTarget(app, { directory: dir, labels: {}, host: undefined, port: undefined, endpoint: '/metrics' })
+  }
+  await new Promise((resolve) => setImmediate(resolve)) // warnings are emitted on the next tick
+  const lines = logged.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { level: number, msg: string })
+  t.match(lines, [{ level: 40, msg: /discovery in a cluster worker/ }], 'the first app: a warn log line')
+  t.equal(lines.length, 1, 'once')
+  t.same(warnings.filter((w) => w.code === 'FST_OBSERVABILITY_DISCOVERY_CLUSTER_WORKER'), [], 'no process warning: it was logged, and the other apps are not told again')
 })
 
 interface ActiveTarget { labels: Record<string, string>, scrapeUrl: string, health: string }
