@@ -6,6 +6,7 @@ import { renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import { isIPv4, isIPv6 } from 'node:net'
 import type { AddressInfo } from 'node:net'
+import { createServer as createH2cServer } from 'node:http2'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { Server as TlsServer } from 'node:tls'
@@ -160,6 +161,19 @@ function warnInClusterWorker (fastify: FastifyInstance): void {
   'FST_OBSERVABILITY_DISCOVERY_CLUSTER_WORKER')
 }
 
+// Node's HTTP/2 cleartext server class (Fastify's `http2: true` without `https`) is not exported:
+// taken from a server made once, never listening.
+let h2cServerClass: Function | undefined
+
+/**
+ * An HTTP/2 server without TLS (h2c). Prometheus scrapes over HTTP/1.1, or HTTP/2 over TLS only (ALPN):
+ * it cannot scrape such a server, and an h2c server does not answer HTTP/1.1.
+ */
+export function isH2cServer (server: unknown): boolean {
+  h2cServerClass ??= createH2cServer().constructor
+  return server instanceof h2cServerClass && !(server instanceof TlsServer)
+}
+
 /** Announce the instance after listen, withdraw it on close. */
 export function announceTarget (fastify: FastifyInstance, discovery: ResolvedDiscovery): void {
   // The route is mounted under the prefix of the context the plugin is registered in.
@@ -185,6 +199,11 @@ export function announceTarget (fastify: FastifyInstance, discovery: ResolvedDis
       const group = targetGroup(target, discovery, metricsPath, fastify.server instanceof TlsServer)
       file = writeAtomically(discovery.directory, discoveryFileName(listening?.port ?? discovery.port ?? 0), JSON.stringify([group], null, 2) + '\n')
       removeOnExit(file)
+      if (isH2cServer(fastify.server)) {
+        warn(fastify, `fastify-observability: discovery announces ${target}, an HTTP/2 server without TLS (h2c): Prometheus speaks HTTP/1.1, or HTTP/2 over TLS only, ` +
+          'so every scrape of this target fails (up == 0). Serve HTTP/1.1 (no http2), or HTTP/2 over TLS (https too)',
+        'FST_OBSERVABILITY_DISCOVERY_H2C')
+      }
     } catch (err) {
       const message = `fastify-observability: no discovery file written in ${discovery.directory}, Prometheus will not find this instance: ${(err as Error).message}`
       fastify.log.error({ err }, message)

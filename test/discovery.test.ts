@@ -9,6 +9,7 @@ import type { FastifyInstance } from 'fastify'
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, watch, writeFileSync } from 'node:fs'
 import * as fs from 'node:fs'
 import cluster from 'node:cluster'
+import { createSecureServer as createHttp2SecureServer } from 'node:http2'
 import { createServer as createHttpsServer } from 'node:https'
 import { hostname, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -148,6 +149,39 @@ t.test('an https server: __scheme__ https', async (t) => {
   // No certificate is needed to listen; nothing here connects.
   const app = await listening(t, { directory: dir }, {}, '127.0.0.1', Fastify({ serverFactory: (handler) => createHttpsServer({}, handler) }))
   t.match(readGroups(dir, fileOf(dir, app)), [{ labels: { __scheme__: 'https' } }])
+})
+
+t.test('HTTP/2 without TLS (h2c), which Prometheus cannot scrape: announced, with a warning; HTTP/2 over TLS: none', async (t) => {
+  const dir = tempDir(t)
+  const warnings: Array<Error & { code?: string }> = []
+  const onWarning = (w: Error & { code?: string }): void => { warnings.push(w) }
+  process.on('warning', onWarning)
+  t.teardown(() => { process.off('warning', onWarning) })
+  const h2cWarnings = async (): Promise<string[]> => {
+    await new Promise((resolve) => setImmediate(resolve)) // warnings are emitted on the next tick
+    return warnings.splice(0).filter((w) => w.code === 'FST_OBSERVABILITY_DISCOVERY_H2C').map((w) => w.message)
+  }
+
+  const h2c = await listening(t, { directory: dir }, {}, '127.0.0.1', Fastify({ http2: true }))
+  t.same(readGroups(dir, fileOf(dir, h2c)), [{ targets: [`127.0.0.1:${portOf(h2c)}`], labels: {} }], 'announced all the same')
+  const [message, ...more] = await h2cWarnings()
+  t.match(message, new RegExp(`discovery announces 127\\.0\\.0\\.1:${portOf(h2c)}, an HTTP/2 server without TLS \\(h2c\\): Prometheus .* every scrape .* fails`), 'a process warning (the logger is off)')
+  t.same(more, [], 'one')
+  await h2c.close()
+
+  let logged = ''
+  const stream = new Writable({ write (chunk, _enc, cb) { logged += String(chunk); cb() } })
+  await listening(t, { directory: dir }, {}, '127.0.0.1', Fastify({ http2: true, logger: { level: 'warn', stream } }))
+  t.match(logged.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as unknown), [{ level: 40, msg: /an HTTP\/2 server without TLS \(h2c\)/ }], 'with a logger: a warn log line')
+  t.same(await h2cWarnings(), [], 'and no process warning')
+
+  // No certificate is needed to listen; nothing here connects.
+  const h2 = await listening(t, { directory: dir }, {}, '127.0.0.1', Fastify({ serverFactory: (handler) => createHttp2SecureServer({}, handler) }))
+  t.match(readGroups(dir, fileOf(dir, h2)), [{ labels: { __scheme__: 'https' } }], 'HTTP/2 over TLS: https')
+  t.same(await h2cWarnings(), [], 'and no warning')
+  const h1 = await listening(t, { directory: dir })
+  t.ok(fileOf(dir, h1))
+  t.same(await h2cWarnings(), [], 'HTTP/1.1: no warning')
 })
 
 t.test('the announced address: override, wildcard, IPv6', async (t) => {
