@@ -3,7 +3,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { resolveOptions, DEFAULT_BUCKETS } from './options'
 import { ObservabilityOptionError, AlreadyRegisteredError } from './errors'
-import type { ObservabilityOptions, MetricsOptions, TracingOptions, DiscoveryOptions, PromRegistry, PromClientModule, CustomLabelFn } from './options'
+import type { ObservabilityOptions, MetricsOptions, MetricsGuard, TracingOptions, DiscoveryOptions, PromRegistry, PromClientModule, CustomLabelFn } from './options'
 import { createRoutePolicy } from './route-policy'
 import { createRouteStates } from './route-state'
 import { observeRequests } from './observation'
@@ -78,7 +78,14 @@ function observability (fastify: FastifyInstance, opts: ObservabilityOptions, do
     const endpoint = metrics.options.endpoint
     if (endpoint !== false) {
       // Never observe the scrape itself.
-      fastify.route({ method: 'GET', url: endpoint, config: { metrics: false, tracing: false }, handler: createEndpointHandler(registry) })
+      fastify.route({
+        method: 'GET',
+        url: endpoint,
+        config: { metrics: false, tracing: false },
+        // The user's guard (token, allow-list) runs before the scrape is rendered.
+        ...(metrics.options.guard.length > 0 ? { onRequest: metrics.options.guard } : {}),
+        handler: createEndpointHandler(registry)
+      })
     }
   }
 
@@ -112,7 +119,7 @@ export {
   PROMETHEUS_CONTENT_TYPE,
   OPENMETRICS_CONTENT_TYPE
 }
-export type { ObservabilityOptions, MetricsOptions, TracingOptions, DiscoveryOptions, PromRegistry, PromClientModule, CustomLabelFn, MetricsHandler }
+export type { ObservabilityOptions, MetricsOptions, MetricsGuard, TracingOptions, DiscoveryOptions, PromRegistry, PromClientModule, CustomLabelFn, MetricsHandler }
 
 // require('fastify-observability') returns the plugin itself, as with every Fastify plugin;
 // .default and the named exports stay reachable on it.

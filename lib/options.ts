@@ -6,7 +6,7 @@ import { resolve as resolvePath } from 'node:path'
 import { parseAddress } from './discovery'
 import { MetricsClientMissingError, ObservabilityOptionError } from './errors'
 import { installedClient } from './metrics-client'
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest, onRequestHookHandler, onRequestAsyncHookHandler } from 'fastify'
 import type { TracerProvider, Span } from '@opentelemetry/api'
 
 /** The subset of prom-client's (and @prometheus-io/client's) module API this plugin uses. */
@@ -33,6 +33,11 @@ export type CustomLabelFn = (request: FastifyRequest, reply: FastifyReply) => st
 export interface MetricsOptions {
   /** Path of the exposition route, or false to register no route. Default '/metrics'. */
   endpoint?: string | false
+  /**
+   * onRequest hook(s) of the exposition route only, to guard it (a bearer token, an IP allow-list):
+   * answer 401/403 there and the scrape is not served. Default none.
+   */
+  guard?: MetricsGuard | MetricsGuard[]
   /** Prefix for the plugin's HTTP metric names, e.g. 'myapp_'. Default ''. */
   prefix?: string
   /** Histogram buckets in seconds. Default: the OpenTelemetry HTTP semantic-convention advice. */
@@ -109,8 +114,12 @@ export interface ObservabilityOptions {
   discovery?: DiscoveryOptions | false
 }
 
+/** An onRequest hook of the exposition route (callback or async style, as Fastify takes them). */
+export type MetricsGuard = onRequestHookHandler | onRequestAsyncHookHandler
+
 export interface ResolvedMetrics {
   endpoint: string | false
+  guard: MetricsGuard[]
   prefix: string
   buckets: number[]
   groupStatusCodes: boolean
@@ -159,7 +168,7 @@ const RESERVED_LABELS = new Set(['http_request_method', 'http_route', 'http_resp
 
 // prefix/logLevel/logSerializers are Fastify's own register options, passed along to every plugin.
 const TOP_KEYS = ['include', 'exclude', 'metrics', 'tracing', 'discovery', 'prefix', 'logLevel', 'logSerializers']
-const METRICS_KEYS = ['endpoint', 'prefix', 'buckets', 'groupStatusCodes', 'customLabels', 'defaultMetrics', 'registry', 'client', 'exemplars', 'customLabelsOnSpan']
+const METRICS_KEYS = ['endpoint', 'guard', 'prefix', 'buckets', 'groupStatusCodes', 'customLabels', 'defaultMetrics', 'registry', 'client', 'exemplars', 'customLabelsOnSpan']
 const TRACING_KEYS = ['tracerProvider', 'requestHook', 'captureQuery', 'responseHeader', 'logIds']
 const DISCOVERY_KEYS = ['directory', 'labels', 'address']
 /** Headers whose meaning a trace id would break: not accepted as tracing.responseHeader. */
@@ -219,6 +228,14 @@ function resolveMetrics (value: unknown): ResolvedMetrics | false {
       throw new ObservabilityOptionError('metrics.endpoint', o.endpoint, "must be a path starting with '/' or false")
     }
     endpoint = o.endpoint
+  }
+
+  const guard = o.guard === undefined ? [] : Array.isArray(o.guard) ? [...o.guard] : [o.guard]
+  if (guard.some((g) => typeof g !== 'function')) {
+    throw new ObservabilityOptionError('metrics.guard', o.guard, 'must be an onRequest hook (request, reply[, done]) or an array of them')
+  }
+  if (guard.length > 0 && endpoint === false) {
+    throw new ObservabilityOptionError('metrics.guard', o.guard, 'guards the metrics route, but metrics.endpoint is false: add the hook to the route that serves app.metrics.handler')
   }
 
   const prefix = o.prefix ?? ''
@@ -287,6 +304,7 @@ function resolveMetrics (value: unknown): ResolvedMetrics | false {
 
   return {
     endpoint,
+    guard,
     prefix,
     buckets,
     groupStatusCodes,

@@ -19,6 +19,7 @@ declare namespace observability {
   export type MetricsOptions = api.MetricsOptions
   export type TracingOptions = api.TracingOptions
   export type DiscoveryOptions = api.DiscoveryOptions
+  export type MetricsGuard = api.MetricsGuard
   export type PromRegistry = api.PromRegistry
   export type PromClientModule = api.PromClientModule
   export type CustomLabelFn = api.CustomLabelFn
