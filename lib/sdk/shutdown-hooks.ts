@@ -21,11 +21,15 @@ function appListenerCount (signal: NodeJS.Signals, ours: (...args: unknown[]) =>
 /**
  * Flushes telemetry on SIGTERM/SIGINT and on 'beforeExit'.
  *
- * On a signal: shutdown() (bounded by shutdownTimeoutMillis) is started at once. If the
- * application has its own listeners for that signal, they decide how the process ends and
- * nothing else is done here. Otherwise, once flushed, the listener removes itself and
- * re-raises the signal, so the process ends exactly as it would have without it. A second
- * signal while flushing (no own listeners) ends the process at once.
+ * On a signal the application does not handle itself: shutdown() (bounded by
+ * shutdownTimeoutMillis), then the listener removes itself and re-raises the signal, so the
+ * process ends exactly as it would have without it; a second signal while flushing ends it at once.
+ *
+ * On a signal the application handles itself (typically `await app.close(); process.exit()`), its
+ * listeners decide how and when the process ends, and requests may still be in flight: the SDK is
+ * only flushed, not shut down, so the spans of those requests, which end while Fastify drains, are
+ * still exported (the plugin flushes them on close; 'beforeExit' shuts the SDK down). Shutting
+ * down here lost every in-flight request's span.
  *
  * Returns a function that removes the hooks.
  */
@@ -55,10 +59,12 @@ export function registerShutdownHooks (handle: TelemetryHandle, options: Shutdow
         if (!appHandlesIt) reRaise(signal)
         return
       }
+      if (appHandlesIt) {
+        void handle.forceFlush()
+        return
+      }
       flushing = true
-      void handle.shutdown().then(() => {
-        if (!appHandlesIt) reRaise(signal)
-      })
+      void handle.shutdown().then(() => reRaise(signal))
     }
     listeners.set(signal, onSignal)
     process.on(signal, onSignal)
