@@ -4,7 +4,9 @@
 // Only an onRequest hook. Any onResponse hook makes Fastify add and remove its own 'finish'
 // listeners per request (unless its logger is on). The 'close' listener also sees the requests a
 // client aborts, which never reach onResponse.
+import { Server as HttpServer } from 'node:http'
 import type { ServerResponse } from 'node:http'
+import { Server as HttpsServer } from 'node:https'
 import { performance } from 'node:perf_hooks'
 import { context } from '@opentelemetry/api'
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
@@ -29,12 +31,27 @@ function wasAnswered (res: ServerResponse): boolean {
   return res.writableEnded && socket != null && !socket.destroyed
 }
 
+/**
+ * wasAnswered for a server that may answer over HTTP/2. An HTTP/2 compat response reports its
+ * stream's writableFinished, true as well on a stream the client reset (RST_STREAM) before the
+ * response was ended: only an ended response counts. (HTTP/1.1 never finishes unended, so this
+ * is right there too; HTTP/1.1-only servers keep the one-read wasAnswered.)
+ */
+function wasAnsweredOrReset (res: ServerResponse): boolean {
+  if (res.writableFinished) return res.writableEnded
+  return wasAnswered(res)
+}
+
 export function observeRequests (fastify: FastifyInstance, routes: RouteStates, tracing: Tracing | null): void {
   // Metrics keep nothing on the request: Fastify's request constructor writes every decorated
   // field through one store site keyed by the field, which several keys make megamorphic; three
   // decorated fields measured 600-1,200 instructions per request more than this closure (1-2% of a
   // bare request; benchmarks/servers/ref-metrics-state.mjs).
   if (tracing !== null) fastify.decorateRequest(kSpan, null)
+  // Chosen once: an HTTP/2 server (http2: true, or a serverFactory's; allowHTTP1 too) needs the
+  // reset check, an HTTP/1.1 server keeps its per-request cost.
+  const server: unknown = fastify.server
+  const answered = server instanceof HttpServer || server instanceof HttpsServer ? wasAnswered : wasAnsweredOrReset
 
   fastify.addHook('onRequest', function observeRequest (request: FastifyRequest, reply: FastifyReply, next: HookHandlerDoneFunction) {
     const state = routes.of(request)
@@ -62,7 +79,7 @@ export function observeRequests (fastify: FastifyInstance, routes: RouteStates, 
       series = null
       rs = null
       try {
-        finish(request as ObservedRequest, reply, s, r, start, wasAnswered(res))
+        finish(request as ObservedRequest, reply, s, r, start, answered(res))
       } catch (err) {
         // An event listener has no Fastify hook runner around it: a throw (say, from a user's
         // SpanProcessor) must not take the process down or skip the other 'close' listeners.
