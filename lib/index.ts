@@ -11,6 +11,8 @@ import { HttpMetrics, UNMATCHED_ROUTE, OTHER_METHOD, DURATION_NAME, ACTIVE_NAME 
 import { Tracing } from './tracing'
 import { publishedHandle } from './telemetry-handle'
 import { announceTarget } from './discovery'
+import { serveExportFailures } from './export-failures'
+import { ScrapeFaults } from './scrape-faults'
 import { createMetricsHandler, createEndpointHandler, render, prefersOpenMetrics, PROMETHEUS_CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE } from './exposition'
 import type { MetricsHandler } from './exposition'
 
@@ -66,14 +68,20 @@ function observability (fastify: FastifyInstance, opts: ObservabilityOptions, do
   fastify.addHook('onRoute', routes.onRoute)
   observeRequests(fastify, routes, tracing)
 
+  let releaseExportFailures = (): void => {}
   if (metrics !== null) {
     const registry = metrics.registry
-    const handler = createMetricsHandler(registry)
+    releaseExportFailures = serveExportFailures(registry)
+    const faults = new ScrapeFaults(registry, metrics.options.scrapeTimeout, fastify.log, metrics.options.prefix)
+    // preClose: before the server waits for the requests in flight, a hung scrape among them.
+    fastify.addHook('preClose', function answerScrapesNow (done) { faults.abort(); done() })
+    fastify.addHook('onClose', async function releaseScrapeFaults () { faults.release() })
+    const handler = createMetricsHandler(registry, faults)
     fastify.decorate('metrics', {
       registry,
       client: metrics.options.client,
       handler,
-      render: (openMetrics = false) => render(registry, openMetrics)
+      render: (openMetrics = false) => render(registry, openMetrics, faults)
     })
     const endpoint = metrics.options.endpoint
     if (endpoint !== false) {
@@ -84,7 +92,7 @@ function observability (fastify: FastifyInstance, opts: ObservabilityOptions, do
         config: { metrics: false, tracing: false },
         // The user's guard (token, allow-list) runs before the scrape is rendered.
         ...(metrics.options.guard.length > 0 ? { onRequest: metrics.options.guard } : {}),
-        handler: createEndpointHandler(registry)
+        handler: createEndpointHandler(registry, faults)
       })
     }
   }
@@ -93,6 +101,7 @@ function observability (fastify: FastifyInstance, opts: ObservabilityOptions, do
 
   fastify.addHook('onClose', async function releaseObservability () {
     metrics?.close()
+    releaseExportFailures()
     // The ./register preload's SDK: flush so a graceful shutdown loses no span.
     const telemetry = publishedHandle()
     if (telemetry?.forceFlush !== undefined) await telemetry.forceFlush().catch(() => {})

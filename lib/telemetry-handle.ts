@@ -7,6 +7,8 @@ export const TELEMETRY_HANDLE_SYMBOL: unique symbol = Symbol.for('fastify-observ
 /** What the plugin needs of a published handle. */
 export interface FlushableHandle {
   forceFlush?: () => Promise<void>
+  /** Spans in failed exports (lib/sdk/export-watch.ts), served at /metrics (lib/export-failures.ts). */
+  failedSpans?: number
 }
 
 /** The handle published by the last startTelemetry() call (e.g. from the preload), if any. */

@@ -6,6 +6,8 @@ import type { ResolvedInternal } from './config'
 import type { JaegerExporterConfig } from './exporter-config'
 import { withEnv } from './env'
 import { requireFromSdk, requireInstalled } from './packages'
+import { watchExports } from './export-watch'
+import type { ExportStats } from './export-watch'
 
 /** The part of @opentelemetry/sdk-trace used here (the same in 2.x and 3.x). */
 interface SdkTrace {
@@ -65,11 +67,24 @@ function buildExporter (name: Exclude<TraceExporterName, 'none'>, r: ResolvedInt
   }
 }
 
-/** One processor per exporter: batched, except the console's (printed as each span ends). */
-export function buildSpanProcessors (r: ResolvedInternal, custom: SpanExporter | undefined, batch: BatchOptions): SpanProcessor[] {
+/** Where an exporter sends, for the failed-export warning. */
+function destination (name: TraceExporterName | 'custom', r: ResolvedInternal): string {
+  const j = r.public.jaeger
+  if (name === 'otlp') return r.public.otlp?.url ?? 'the OTLP endpoint'
+  if (name === 'jaeger') return j === undefined ? 'Jaeger' : j.transport === 'http' ? j.endpoint : `${j.host}:${j.port} (UDP)`
+  return 'the traceExporter'
+}
+
+/**
+ * One processor per exporter: batched, except the console's (printed as each span ends). Batched
+ * exporters are watched: their failed exports counted in `stats` and warned about (export-watch.ts).
+ */
+export function buildSpanProcessors (r: ResolvedInternal, custom: SpanExporter | undefined, batch: BatchOptions, stats: ExportStats): SpanProcessor[] {
   const t = sdkTrace()
-  const exporters = custom !== undefined ? [custom] : r.exporterNames.map(n => buildExporter(n, r))
-  return exporters.map(exporter => exporter instanceof t.ConsoleSpanExporter
+  const named: Array<[TraceExporterName | 'custom', SpanExporter]> = custom !== undefined
+    ? [['custom', custom]]
+    : r.exporterNames.map(n => [n, buildExporter(n, r)])
+  return named.map(([name, exporter]) => exporter instanceof t.ConsoleSpanExporter
     ? new t.SimpleSpanProcessor({ exporter })
-    : new t.BatchSpanProcessor({ ...batch, exporter }))
+    : new t.BatchSpanProcessor({ ...batch, exporter: watchExports(exporter, destination(name, r), stats) }))
 }

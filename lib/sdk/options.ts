@@ -157,6 +157,12 @@ export interface TelemetryHandle {
   /** Flushes every pending span and stops the SDK. Idempotent: every call returns the same promise. Never rejects. */
   shutdown(): Promise<void>
   readonly isShutdown: boolean
+  /**
+   * Spans in exports that failed (collector down, unreachable, timed out): lost. Spans the batch
+   * processor drops when its queue is full (maxQueueSize) are not seen here. Served by the plugin
+   * at /metrics as `fastify_observability_spans_export_failed_total`.
+   */
+  readonly failedSpans: number
 }
 
 export interface ShutdownHooksOptions {
