@@ -72,26 +72,47 @@ export class GaugeSeries {
   constructor (readonly labels: Record<string, string>) {}
 }
 
-/** A histogram whose series are addressed by label values in a fixed order. */
+/** The value of every label an overflow series does not keep. */
+export const OVERFLOW_VALUE = '_overflow'
+
+/**
+ * A histogram whose series are addressed by label values in a fixed order.
+ *
+ * At most `maxSeries` label sets: a new one beyond that is recorded in an overflow series, which
+ * keeps the first `overflowKeeps` label values and has `_overflow` for the others, so that the
+ * number of series stays bounded whatever the values (OpenTelemetry's cardinality limit).
+ */
 export class SeriesHistogram {
   readonly type = 'histogram'
   readonly aggregator = 'sum'
   readonly series = new Map<string, HistogramSeries>()
   /** Set while lib/default-labels.ts asks the registry to render its probe sample. */
   probing = false
+  /** Set by the first label set refused for maxSeries; never cleared (series are never removed). */
+  overflowed = false
 
-  constructor (readonly name: string, readonly help: string, readonly labelNames: readonly string[], readonly upperBounds: readonly number[]) {}
+  constructor (readonly name: string, readonly help: string, readonly labelNames: readonly string[], readonly upperBounds: readonly number[],
+    readonly maxSeries = Infinity, readonly overflowKeeps = 0) {}
 
   /** The series for these label values (in labelNames order), created on first use. */
   seriesFor (values: readonly string[]): HistogramSeries {
     const key = values.join('\u0000')
-    let s = this.series.get(key)
-    if (s === undefined) {
-      const labels: Record<string, string> = {}
-      for (let i = 0; i < this.labelNames.length; i++) labels[this.labelNames[i]] = values[i]
-      s = new HistogramSeries(labels, this.upperBounds)
-      this.series.set(key, s)
-    }
+    const s = this.series.get(key)
+    if (s !== undefined) return s
+    if (this.series.size < this.maxSeries) return this.create(key, values)
+    this.overflowed = true
+    // Overflow series are not counted against the limit: there are at most as many as distinct
+    // kept prefixes (with the plugin's labels kept: route, method and status, bounded already).
+    const overflow = values.map((v, i) => i < this.overflowKeeps ? v : OVERFLOW_VALUE)
+    const okey = overflow.join('\u0000')
+    return this.series.get(okey) ?? this.create(okey, overflow)
+  }
+
+  private create (key: string, values: readonly string[]): HistogramSeries {
+    const labels: Record<string, string> = {}
+    for (let i = 0; i < this.labelNames.length; i++) labels[this.labelNames[i]] = values[i]
+    const s = new HistogramSeries(labels, this.upperBounds)
+    this.series.set(key, s)
     return s
   }
 

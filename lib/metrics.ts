@@ -4,7 +4,7 @@
 // route/method/status and cached on the route, so recording a request is a bucket search and
 // three additions: no label object, no hashing, no validation per request.
 import type { Span } from '@opentelemetry/api'
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import type { CustomLabelFn, PromRegistry, ResolvedMetrics } from './options'
 import { SeriesGauge, SeriesHistogram } from './instruments'
 import { wallSeconds } from './wall-clock'
@@ -21,6 +21,21 @@ const SAMPLED = 1
 
 export const DURATION_NAME = 'http_server_request_duration_seconds'
 export const ACTIVE_NAME = 'http_server_active_requests'
+/**
+ * Longest custom label value kept, in UTF-16 code units: a value is a series' identity, stored once
+ * per series and rendered on every bucket line of every scrape.
+ */
+export const MAX_LABEL_LENGTH = 128
+
+/**
+ * `s` cut to at most `max` UTF-16 code units, never between the halves of a surrogate pair (a lone
+ * half is not valid UTF-8, which the exposition and OTLP are).
+ */
+export function truncate (s: string, max: number): string {
+  if (s.length <= max) return s
+  const c = s.charCodeAt(max - 1)
+  return s.slice(0, c >= 0xd800 && c <= 0xdbff ? max - 1 : max)
+}
 
 export function normalizeMethod (method: string): string {
   return KNOWN_METHODS.has(method) ? method : OTHER_METHOD
@@ -120,12 +135,16 @@ export class HttpMetrics {
   private readonly owned: string[] = []
   private readonly groupStatusCodes: boolean
   private readonly statusLabels: string[] = []
+  /** Per custom label, whether its function threw once already: logged once, not per request. */
+  private readonly labelThrew: boolean[]
+  private overflowTold = false
 
   constructor (readonly options: ResolvedMetrics) {
     const client = options.client
     this.registry = options.registry ?? new client.Registry()
     this.groupStatusCodes = options.groupStatusCodes
     this.customLabels = options.customLabels
+    this.labelThrew = options.customLabels.map(() => false)
     this.exemplars = options.exemplars
 
     const labelNames = ['http_request_method', 'http_route', 'http_response_status_code', ...options.customLabels.map(([name]) => name)]
@@ -133,7 +152,12 @@ export class HttpMetrics {
       options.prefix + DURATION_NAME,
       'Duration of HTTP server requests, in seconds. Its _count is the number of requests.',
       labelNames,
-      options.buckets
+      options.buckets,
+      // Only custom labels can grow the series without bound: the plugin's own are bounded by the
+      // routes (an app of thousands of routes is not an overflow). An overflow series keeps method, route
+      // and status, so request rates, error ratios and latency by route stay right.
+      options.customLabels.length > 0 ? options.maxSeries : Infinity,
+      3
     ))
     this.active = this.adopt(new SeriesGauge(options.prefix + ACTIVE_NAME, 'Number of HTTP server requests in flight.', 'http_request_method'))
     this.unmatched = new RouteMetrics(this, UNMATCHED_ROUTE)
@@ -184,16 +208,22 @@ export class HttpMetrics {
 
   /**
    * Custom labels are the user's functions of the request: their values are not known per route,
-   * so these series are looked up by label values on every request. A throwing function records "".
+   * so these series are looked up by label values on every request. A throwing function records ""
+   * (and is logged the first time only: a warning with a stack per request would flood the log);
+   * a long value is cut to MAX_LABEL_LENGTH.
    */
   seriesWithCustomLabels (series: MethodSeries, request: FastifyRequest, reply: FastifyReply, span: Span | null): HistogramSeries {
     const values = [series.method, series.route, this.statusLabel(reply.statusCode)]
     for (const [name, fn] of this.customLabels) {
       let v: string
       try {
-        v = String(fn(request, reply))
+        v = truncate(String(fn(request, reply)), MAX_LABEL_LENGTH)
       } catch (err) {
-        request.log.warn({ err }, `fastify-observability: metrics.customLabels.${name} threw; recorded as ""`)
+        const i = values.length - 3
+        if (!this.labelThrew[i]) {
+          this.labelThrew[i] = true
+          request.log.warn({ err }, `fastify-observability: metrics.customLabels.${name} threw; recorded as "" (logged once: later throws of this label are not)`)
+        }
         v = ''
       }
       values.push(v)
@@ -202,7 +232,21 @@ export class HttpMetrics {
     if (this.options.customLabelsOnSpan && span !== null && span.isRecording()) {
       for (let i = 0; i < this.customLabels.length; i++) span.setAttribute(this.customLabels[i][0], values[3 + i])
     }
-    return this.duration.seriesFor(values)
+    const s = this.duration.seriesFor(values)
+    if (this.duration.overflowed && !this.overflowTold) this.tellOverflow(request.log)
+    return s
+  }
+
+  /** Once per instance: the duration histogram refused a label set for metrics.maxSeries. */
+  private tellOverflow (log: FastifyBaseLogger): void {
+    this.overflowTold = true
+    const name = this.duration.name
+    const message = `fastify-observability: ${name} reached metrics.maxSeries (${this.duration.maxSeries} label sets); ` +
+      'requests with new label values are recorded in series whose custom labels are "_overflow". ' +
+      'Bound the values of metrics.customLabels, or raise metrics.maxSeries'
+    log.warn({ metric: name, maxSeries: this.duration.maxSeries }, message)
+    // With Fastify's logger off the line goes nowhere: say it on stderr instead.
+    if (!warnShown(log)) process.emitWarning(message, { code: 'FST_OBSERVABILITY_METRICS_OVERFLOW' })
   }
 
   statusLabel (code: number): string {
@@ -225,6 +269,12 @@ export class HttpMetrics {
     }
     this.owned.length = 0
   }
+}
+
+function warnShown (log: FastifyBaseLogger): boolean {
+  const l = log as FastifyBaseLogger & { isLevelEnabled?: (level: string) => boolean }
+  if (typeof l.isLevelEnabled === 'function') return l.isLevelEnabled('warn')
+  return log.level !== undefined && log.level !== 'silent'
 }
 
 function sameShape (a: any, b: any): boolean {

@@ -65,6 +65,11 @@ export interface MetricsOptions {
    * query by label and a trace search by attribute find the same requests. Default false.
    */
   customLabelsOnSpan?: boolean
+  /**
+   * Most label sets (series) of the duration histogram; beyond it, requests with new label values
+   * are recorded in an overflow series labelled `_overflow`, and a warning is logged once. Default 2000.
+   */
+  maxSeries?: number
 }
 
 export interface TracingOptions {
@@ -129,6 +134,7 @@ export interface ResolvedMetrics {
   client: PromClientModule
   exemplars: boolean
   customLabelsOnSpan: boolean
+  maxSeries: number
 }
 
 export interface ResolvedTracing {
@@ -168,7 +174,7 @@ const RESERVED_LABELS = new Set(['http_request_method', 'http_route', 'http_resp
 
 // prefix/logLevel/logSerializers are Fastify's own register options, passed along to every plugin.
 const TOP_KEYS = ['include', 'exclude', 'metrics', 'tracing', 'discovery', 'prefix', 'logLevel', 'logSerializers']
-const METRICS_KEYS = ['endpoint', 'guard', 'prefix', 'buckets', 'groupStatusCodes', 'customLabels', 'defaultMetrics', 'registry', 'client', 'exemplars', 'customLabelsOnSpan']
+const METRICS_KEYS = ['endpoint', 'guard', 'prefix', 'buckets', 'groupStatusCodes', 'customLabels', 'defaultMetrics', 'registry', 'client', 'exemplars', 'customLabelsOnSpan', 'maxSeries']
 const TRACING_KEYS = ['tracerProvider', 'requestHook', 'captureQuery', 'responseHeader', 'logIds']
 const DISCOVERY_KEYS = ['directory', 'labels', 'address']
 /** Headers whose meaning a trace id would break: not accepted as tracing.responseHeader. */
@@ -313,8 +319,20 @@ function resolveMetrics (value: unknown): ResolvedMetrics | false {
     registry: o.registry,
     client,
     exemplars: checkBoolean(o.exemplars, 'metrics.exemplars') ?? true,
-    customLabelsOnSpan: checkBoolean(o.customLabelsOnSpan, 'metrics.customLabelsOnSpan') ?? false
+    customLabelsOnSpan: checkBoolean(o.customLabelsOnSpan, 'metrics.customLabelsOnSpan') ?? false,
+    maxSeries: resolveMaxSeries(o.maxSeries)
   }
+}
+
+/** OpenTelemetry SDK's default cardinality limit per metric. */
+export const DEFAULT_MAX_SERIES = 2000
+
+function resolveMaxSeries (value: unknown): number {
+  if (value === undefined) return DEFAULT_MAX_SERIES
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+    throw new ObservabilityOptionError('metrics.maxSeries', value, 'must be a positive integer')
+  }
+  return value
 }
 
 function resolveTracing (value: unknown): ResolvedTracing | false {

@@ -9,13 +9,35 @@ import { context, createContextKey, propagation, trace, ProxyTracerProvider, Spa
 import type { Attributes, Context, Span, SpanOptions, Tracer, TracerProvider } from '@opentelemetry/api'
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import type { ResolvedTracing } from './options'
-import { KNOWN_METHODS, OTHER_METHOD } from './metrics'
+import { KNOWN_METHODS, OTHER_METHOD, truncate } from './metrics'
 import { createAnnounce } from './trace-identity'
 import type { Announce } from './trace-identity'
 
 const TRACER_NAME = 'fastify-observability'
 
 const TRACER_VERSION: string = require('../package.json').version
+
+/**
+ * Longest value of an attribute copied from the request (url.path, url.query, user_agent.original,
+ * server.address): a client controls them, and the SDK keeps them whole unless told otherwise.
+ */
+export const DEFAULT_ATTRIBUTE_LENGTH = 1024
+
+/**
+ * OpenTelemetry's attribute value length limit when set (the span one first, as the SDK reads them),
+ * else DEFAULT_ATTRIBUTE_LENGTH: the SDK cuts at that limit anyway, so the plugin never cuts shorter
+ * than asked. Invalid values are ignored, as the SDK ignores them.
+ */
+export function attributeLengthLimit (env: NodeJS.ProcessEnv = process.env): number {
+  for (const name of ['OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT', 'OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT']) {
+    const v = env[name]?.trim()
+    if (v !== undefined && /^[0-9]+$/.test(v) && Number(v) > 0) return Number(v)
+  }
+  return DEFAULT_ATTRIBUTE_LENGTH
+}
+
+/** A port as Host may carry it: 1 to 5 decimal digits (Number() would also take 0x50, 1e2, ' 80'). */
+const PORT = /^[0-9]{1,5}$/
 
 /** @opentelemetry/core's RPCMetadata, as far as it is used here. */
 interface RPCMetadata {
@@ -98,6 +120,8 @@ export class Tracing {
   /** Tells the request's trace to its log lines and its caller (lib/trace-identity.ts), if asked. */
   private readonly announce: Announce | null
   private announceFailed = false
+  /** Read once at register: see attributeLengthLimit. */
+  private readonly maxLength = attributeLengthLimit()
 
   constructor (private readonly options: ResolvedTracing, rootLog: FastifyBaseLogger) {
     // The global API hands out a ProxyTracer that follows an SDK started after register.
@@ -168,17 +192,19 @@ export class Tracing {
         port = host.slice(colon + 1)
       }
     }
-    const n = port === undefined ? NaN : Number(port)
-    this.lastAddress = address
-    this.lastPort = Number.isInteger(n) && n > 0 && n < 65536 ? n : undefined
+    // A malformed port (x:0x50, x:80abc, x:99999, x:) is no port, not a guess.
+    const n = port !== undefined && PORT.test(port) ? Number(port) : NaN
+    this.lastAddress = truncate(address, this.maxLength)
+    this.lastPort = n > 0 && n < 65536 ? n : undefined
   }
 
   /** Per-request attributes, only computed for spans that are recorded. */
   private describe (span: Span, request: FastifyRequest): void {
     const url = request.url
     const q = url.indexOf('?')
-    span.setAttribute('url.path', q === -1 ? url : url.slice(0, q))
-    if (this.options.captureQuery && q !== -1) span.setAttribute('url.query', url.slice(q + 1))
+    const max = this.maxLength
+    span.setAttribute('url.path', truncate(q === -1 ? url : url.slice(0, q), max))
+    if (this.options.captureQuery && q !== -1) span.setAttribute('url.query', truncate(url.slice(q + 1), max))
     span.setAttribute('url.scheme', request.protocol)
     const host = request.host // the Host header, or X-Forwarded-Host behind a trusted proxy
     if (host !== this.lastHost) this.parseHost(host)
@@ -186,7 +212,7 @@ export class Tracing {
     if (this.lastPort !== undefined) span.setAttribute('server.port', this.lastPort)
     if (request.ip) span.setAttribute('client.address', request.ip)
     const ua = headerString(request.headers['user-agent'])
-    if (ua !== undefined) span.setAttribute('user_agent.original', ua)
+    if (ua !== undefined) span.setAttribute('user_agent.original', truncate(ua, max))
     span.setAttribute('network.protocol.version', request.raw.httpVersion)
     if (this.options.requestHook !== undefined) {
       try {
