@@ -213,7 +213,9 @@ export class Tracing {
     if (request.ip) span.setAttribute('client.address', request.ip)
     const ua = headerString(request.headers['user-agent'])
     if (ua !== undefined) span.setAttribute('user_agent.original', truncate(ua, max))
-    span.setAttribute('network.protocol.version', request.raw.httpVersion)
+    // Semconv writes HTTP/2 as '2' (and '3'); Node's httpVersion says '2.0'.
+    const version = request.raw.httpVersion
+    span.setAttribute('network.protocol.version', version === '2.0' ? '2' : version)
     if (this.options.requestHook !== undefined) {
       try {
         this.options.requestHook(span, request)
