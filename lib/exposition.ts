@@ -12,6 +12,8 @@ import { header, renderGauge, renderGeneric } from './exposition-format'
 import { planHistogram, renderRun } from './exposition-cache'
 import { defaultLabelsOf } from './default-labels'
 import type { HistogramPlan } from './exposition-cache'
+import { ScrapeErrors, ScrapeFaults, standaloneFaults } from './scrape-faults'
+import { DEFAULT_SCRAPE_TIMEOUT } from './options'
 
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
 export const OPENMETRICS_CONTENT_TYPE = 'application/openmetrics-text; version=1.0.0; charset=utf-8'
@@ -44,8 +46,9 @@ export function prefersOpenMetrics (accept: string | undefined): boolean {
 /**
  * A scrape in two steps. prepare() takes the exposition as it is when the scrape comes in: every
  * metric that is not one of the plugin's histograms rendered (default metrics and the user's own:
- * their get() is where a failure or an await can come from, and a failure should still answer
- * 500 before a byte is sent), and for the plugin's histograms each series' cached lines, or a copy
+ * their get() is where a failure or an await can come from; they are collected side by side under
+ * one deadline, and one that fails or misses it is left out, lib/scrape-faults.ts), and for the
+ * plugin's histograms each series' cached lines, or a copy
  * of its values when it changed (a copy of 16 numbers costs far less than rendering them).
  * slices() then renders the changed series and emits the exposition in registry order as slices
  * of about SLICE_BYTES, handing the event loop back (setImmediate) whenever SLICE_MS of work were
@@ -67,27 +70,41 @@ const SLICE_BYTES = 64 * 1024
  */
 const SLICE_MS = 1
 
-async function prepare (registry: PromRegistry, openMetrics: boolean): Promise<Plan> {
+async function prepare (registry: PromRegistry, openMetrics: boolean, faults: ScrapeFaults): Promise<Plan> {
   const metrics = registry.getMetricsAsArray()
   const probe = metrics.find((m) => m instanceof SeriesHistogram || m instanceof SeriesGauge)
   const defaults = probe === undefined ? null : await defaultLabelsOf(registry, probe)
-  const parts: Plan['parts'] = []
-  let since = performance.now()
-  for (const metric of metrics) {
-    // Dozens of default metrics, each get() a little work: not all of it in one turn either.
-    if (performance.now() - since >= SLICE_MS) {
-      await setImmediate()
-      since = performance.now()
+  const deadline = faults.begin()
+  try {
+    const parts: Array<Plan['parts'][number] | Promise<Buffer | null>> = []
+    const counters: ScrapeErrors[] = []
+    let since = performance.now()
+    for (const metric of metrics) {
+      // Dozens of default metrics, each get() a little work: not all of it in one turn either.
+      if (performance.now() - since >= SLICE_MS) {
+        await setImmediate()
+        since = performance.now()
+      }
+      if (metric instanceof SeriesHistogram) {
+        parts.push(planHistogram(metric, openMetrics, defaults))
+      } else if (metric instanceof SeriesGauge) {
+        parts.push(Buffer.from(renderGauge(metric, openMetrics, defaults)))
+      } else if (metric instanceof ScrapeErrors) {
+        counters.push(metric)
+      } else {
+        // Not awaited here: one hung metric must not hold up the others' collection.
+        parts.push(faults.collect(metric, openMetrics, defaults, deadline))
+      }
     }
-    if (metric instanceof SeriesHistogram) {
-      parts.push(planHistogram(metric, openMetrics, defaults))
-    } else if (metric instanceof SeriesGauge) {
-      parts.push(Buffer.from(renderGauge(metric, openMetrics, defaults)))
-    } else {
-      parts.push(Buffer.from(await renderGeneric(metric, openMetrics, defaults)))
-    }
+    const settled = (await Promise.all(parts)).filter((p) => p !== null)
+    // The fault counter last, with this scrape's faults counted (the first one registers it).
+    const own = faults.counter
+    if (own !== null && !counters.includes(own) && registry.getSingleMetric(own.name) === own) counters.push(own)
+    for (const c of counters) settled.push(Buffer.from(await renderGeneric(c, openMetrics, defaults)))
+    return { openMetrics, defaults, parts: settled }
+  } finally {
+    deadline.end()
   }
-  return { openMetrics, defaults, parts }
 }
 
 async function * slices ({ openMetrics, defaults, parts }: Plan): AsyncGenerator<Buffer> {
@@ -147,10 +164,10 @@ async function * slices ({ openMetrics, defaults, parts }: Plan): AsyncGenerator
 }
 
 /** The exposition of a registry as one fresh Buffer, in Prometheus text 0.0.4 or OpenMetrics 1.0.0. */
-export async function renderBuffer (registry: PromRegistry, openMetrics: boolean): Promise<Buffer> {
+export async function renderBuffer (registry: PromRegistry, openMetrics: boolean, faults = standaloneFaults(registry, DEFAULT_SCRAPE_TIMEOUT)): Promise<Buffer> {
   const out: Buffer[] = []
   let length = 0
-  for await (const b of slices(await prepare(registry, openMetrics))) {
+  for await (const b of slices(await prepare(registry, openMetrics, faults))) {
     out.push(b)
     length += b.length
   }
@@ -161,8 +178,8 @@ const EMPTY = Buffer.alloc(0)
 const NEWLINE = Buffer.from('\n')
 const EOF = Buffer.from('# EOF\n')
 
-export async function render (registry: PromRegistry, openMetrics: boolean): Promise<string> {
-  return (await renderBuffer(registry, openMetrics)).toString('utf8')
+export async function render (registry: PromRegistry, openMetrics: boolean, faults?: ScrapeFaults): Promise<string> {
+  return (await renderBuffer(registry, openMetrics, faults)).toString('utf8')
 }
 
 export type MetricsHandler = (request: FastifyRequest, reply: FastifyReply) => Promise<Buffer>
@@ -171,10 +188,20 @@ export type MetricsHandler = (request: FastifyRequest, reply: FastifyReply) => P
  * A ready-made route handler, also exposed on the instance for users who serve it elsewhere.
  * It answers a fresh Buffer, which the caller may keep.
  */
-export function createMetricsHandler (registry: PromRegistry): MetricsHandler {
+export function createMetricsHandler (registry: PromRegistry, faults: ScrapeFaults): MetricsHandler {
   return async function metricsHandler (request, reply) {
-    return renderBuffer(registry, negotiate(request, reply))
+    const body = await renderBuffer(registry, negotiate(request, reply), faults)
+    keepAliveUnlessClosing(reply, faults)
+    return body
   }
+}
+
+/**
+ * A scrape answered while the app closes ends its connection: the server's close waits for every
+ * connection, and a keep-alive one (Prometheus keeps its connections) would stay open after it.
+ */
+function keepAliveUnlessClosing (reply: FastifyReply, faults: ScrapeFaults): void {
+  if (faults.closing) reply.header('connection', 'close')
 }
 
 /** Picks the format from the Accept header and sets the content type: true for OpenMetrics. */
@@ -192,9 +219,10 @@ function negotiate (request: FastifyRequest, reply: FastifyReply): boolean {
  * the same time cannot corrupt each other. A client that goes away destroys the stream, which ends
  * the rendering.
  */
-export function createEndpointHandler (registry: PromRegistry): (request: FastifyRequest, reply: FastifyReply) => Promise<Readable> {
+export function createEndpointHandler (registry: PromRegistry, faults: ScrapeFaults): (request: FastifyRequest, reply: FastifyReply) => Promise<Readable> {
   return async function metricsEndpoint (request, reply) {
-    const plan = await prepare(registry, negotiate(request, reply))
+    const plan = await prepare(registry, negotiate(request, reply), faults)
+    keepAliveUnlessClosing(reply, faults)
     return Readable.from(slices(plan), { objectMode: false, highWaterMark: SLICE_BYTES })
   }
 }

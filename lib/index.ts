@@ -72,7 +72,7 @@ function observability (fastify: FastifyInstance, opts: ObservabilityOptions, do
   if (metrics !== null) {
     const registry = metrics.registry
     releaseExportFailures = serveExportFailures(registry)
-    const faults = new ScrapeFaults(registry, metrics.options.scrapeTimeout, fastify.log, metrics.options.prefix)
+    const faults = new ScrapeFaults(registry, metrics.options.scrapeTimeout, fastify.log)
     // preClose: before the server waits for the requests in flight, a hung scrape among them.
     fastify.addHook('preClose', function answerScrapesNow (done) { faults.abort(); done() })
     fastify.addHook('onClose', async function releaseScrapeFaults () { faults.release() })

@@ -70,6 +70,11 @@ export interface MetricsOptions {
    * are recorded in an overflow series labelled `_overflow`, and a warning is logged once. Default 2000.
    */
   maxSeries?: number
+  /**
+   * Milliseconds a scrape waits for a metric's collection (a `collect()` of your own, say); one
+   * that takes longer, like one that throws, is left out of that scrape. Default 5000.
+   */
+  scrapeTimeout?: number
 }
 
 export interface TracingOptions {
@@ -134,6 +139,7 @@ export interface ResolvedMetrics {
   client: PromClientModule
   exemplars: boolean
   customLabelsOnSpan: boolean
+  scrapeTimeout: number
   maxSeries: number
 }
 
@@ -167,6 +173,10 @@ export interface ResolvedOptions {
 
 /** OpenTelemetry's advice for http.server.request.duration, in seconds. */
 export const DEFAULT_BUCKETS = Object.freeze([0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10])
+/** Half of Prometheus' default scrape_timeout (10 s): the scrape is answered before Prometheus gives up on it. */
+export const DEFAULT_SCRAPE_TIMEOUT = 5000
+/** setTimeout's largest delay; a longer one fires at once. */
+const MAX_TIMEOUT = 2 ** 31 - 1
 
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/
@@ -174,7 +184,7 @@ const RESERVED_LABELS = new Set(['http_request_method', 'http_route', 'http_resp
 
 // prefix/logLevel/logSerializers are Fastify's own register options, passed along to every plugin.
 const TOP_KEYS = ['include', 'exclude', 'metrics', 'tracing', 'discovery', 'prefix', 'logLevel', 'logSerializers']
-const METRICS_KEYS = ['endpoint', 'guard', 'prefix', 'buckets', 'groupStatusCodes', 'customLabels', 'defaultMetrics', 'registry', 'client', 'exemplars', 'customLabelsOnSpan', 'maxSeries']
+const METRICS_KEYS = ['endpoint', 'guard', 'prefix', 'buckets', 'groupStatusCodes', 'customLabels', 'defaultMetrics', 'registry', 'client', 'exemplars', 'customLabelsOnSpan', 'scrapeTimeout', 'maxSeries']
 const TRACING_KEYS = ['tracerProvider', 'requestHook', 'captureQuery', 'responseHeader', 'logIds']
 const DISCOVERY_KEYS = ['directory', 'labels', 'address']
 /** Headers whose meaning a trace id would break: not accepted as tracing.responseHeader. */
@@ -320,6 +330,7 @@ function resolveMetrics (value: unknown): ResolvedMetrics | false {
     client,
     exemplars: checkBoolean(o.exemplars, 'metrics.exemplars') ?? true,
     customLabelsOnSpan: checkBoolean(o.customLabelsOnSpan, 'metrics.customLabelsOnSpan') ?? false,
+    scrapeTimeout: resolveScrapeTimeout(o.scrapeTimeout),
     maxSeries: resolveMaxSeries(o.maxSeries)
   }
 }
@@ -331,6 +342,14 @@ function resolveMaxSeries (value: unknown): number {
   if (value === undefined) return DEFAULT_MAX_SERIES
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
     throw new ObservabilityOptionError('metrics.maxSeries', value, 'must be a positive integer')
+  }
+  return value
+}
+
+function resolveScrapeTimeout (value: unknown): number {
+  if (value === undefined) return DEFAULT_SCRAPE_TIMEOUT
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > MAX_TIMEOUT) {
+    throw new ObservabilityOptionError('metrics.scrapeTimeout', value, `must be a positive finite number of milliseconds (at most ${MAX_TIMEOUT})`)
   }
   return value
 }
