@@ -68,8 +68,6 @@ function startProcess (t: Test, args: string[], env: Record<string, string>): Ap
 
 const get = getText
 
-const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
-
 const PLUGIN_SCOPE = 'fastify-observability'
 const HTTP_SCOPE = '@opentelemetry/instrumentation-http'
 const STATUS_UNSET = 0
@@ -126,12 +124,14 @@ t.test('CJS: --require preload, OTLP http/protobuf, flushed by SIGTERM', async (
   const fail = await get(port, '/fail', { traceparent: TRACEPARENT })
   t.equal(fail.status, 500)
   t.match(JSON.parse(fail.body), { statusCode: 500, message: 'quota exceeded' }, 'Fastify\'s error reply')
-  await sleep(500)
   t.equal(rx.spans.length, 0, 'nothing exported before shutdown (batch delay 600 s)')
 
+  const stopping = Date.now()
   app.child.kill('SIGTERM')
   t.same(await app.exited, { code: null, signal: 'SIGTERM' }, 'signal re-raised: the process ends by SIGTERM')
   const spans = await rx.waitFor(s => s.filter(x => x.kind === SpanKind.SERVER).length >= 2, 5000)
+  await rx.settled() // the app has exited: everything it sent is recorded
+  t.ok(rx.requests.every(r => r.receivedAt >= stopping), 'nothing exported before the shutdown: every request arrived after the SIGTERM')
   checkServerSpan(t, serverSpanFor(spans, '/hello'), '/hello', 200)
   checkServerSpan(t, serverSpanFor(spans, '/fail'), '/fail', 500)
   const hello = serverSpanFor(spans, '/hello')!
@@ -166,8 +166,8 @@ t.test('ESM: --import preload, Jaeger HTTP collector, flushed by SIGINT', async 
   const { port, handle } = await app.ready
   t.same(handle?.config.jaeger, { transport: 'http', endpoint: rx.endpoint })
   t.same(await get(port, '/esm?token=s3cret', { traceparent: TRACEPARENT }), { status: 200, body: '{"url":"/esm?token=s3cret"}' })
-  await sleep(300)
   t.equal(rx.spans.length, 0, 'nothing exported before shutdown')
+  const stopping = Date.now()
 
   // instrumentation-pino patched the ESM-imported pino: the log line carries the span ids.
   const logLine = app.stdout().split('\n').find(l => l.includes('"handled"'))
@@ -178,6 +178,8 @@ t.test('ESM: --import preload, Jaeger HTTP collector, flushed by SIGINT', async 
   app.child.kill('SIGINT')
   t.same(await app.exited, { code: null, signal: 'SIGINT' })
   const span = await rx.waitForSpan(s => s.kind === SpanKind.SERVER, 5000)
+  await rx.settled()
+  t.ok(rx.requests.every(r => r.receivedAt >= stopping), 'every export request arrived after the SIGINT')
   checkServerSpan(t, span, '/esm', 200)
   t.notOk('url.query' in span.attributes, 'query string not recorded by default')
   t.equal(span.transport, 'jaeger-http')
@@ -262,7 +264,7 @@ t.test('flushed on beforeExit when the app ends by itself; self-request CLIENT +
   t.same(await app.exited, { code: 0, signal: null })
   t.match(app.stdout(), /oneshot-done/)
   const spans = await rx.waitFor(s => s.length >= 3, 5000)
-  await sleep(100)
+  await rx.settled() // the app has exited: everything it sent is recorded
   const client = spans.find(s => s.kind === SpanKind.CLIENT)
   const server = spans.find(s => s.kind === SpanKind.SERVER)
   t.ok(client && server, 'CLIENT and SERVER spans of the self-request')
@@ -300,7 +302,7 @@ t.test('OTEL_SDK_DISABLED=true: the preload does nothing', async (t) => {
   t.equal((JSON.parse(logLine) as { trace_id?: string }).trace_id, undefined, 'pino not instrumented')
   app.child.kill('SIGTERM')
   t.same(await app.exited, { code: null, signal: 'SIGTERM' }, 'no signal hook installed: default SIGTERM behaviour')
-  await sleep(300)
+  await rx.settled() // the app has exited: anything it sent is recorded
   t.equal(rx.requests.length, 0, 'nothing exported')
 })
 
@@ -358,6 +360,7 @@ t.test('instrumentations: { http: { disableIncomingRequestInstrumentation: false
       scope: HTTP_SCOPE
     }
   ]
+  let exportsBefore = 0
   for (const run of runs) {
     const app = startProcess(t, ['test/fixtures/telemetry-options.cjs'], {
       FIXTURE_APP: '1',
@@ -367,13 +370,15 @@ t.test('instrumentations: { http: { disableIncomingRequestInstrumentation: false
     t.ok(handle?.instrumentations.includes(HTTP_SCOPE), `${run.service}: instrumentation-http registered`)
     t.ok(handle?.instrumentations.includes('@opentelemetry/instrumentation-undici'), `${run.service}: the other defaults kept`)
     t.same(await get(port, '/items/42', { traceparent: `00-${run.tp}-${PARENT_ID}-01` }), { status: 200, body: '{"id":"42"}' })
-    await sleep(100)
     t.equal(rx.spans.filter(s => s.resource['service.name'] === run.service).length, 0, `${run.service}: nothing exported before shutdown`)
+    const stopping = Date.now()
     app.child.kill('SIGTERM')
     t.same(await app.exited, { code: 0, signal: null }, `${run.service}: closed, shut down, exited`)
+    await rx.settled()
+    t.ok(rx.requests.slice(exportsBefore).every(r => r.receivedAt >= stopping), `${run.service}: every export request arrived after the SIGTERM`)
+    exportsBefore = rx.requests.length
   }
   const spans = await rx.waitFor(s => s.length >= 2, 5000)
-  await sleep(100)
   t.same(rx.errors, [])
   for (const run of runs) {
     const mine = spans.filter(s => s.traceId === run.tp)
@@ -560,10 +565,15 @@ t.test('custom exporter, forceFlush, idempotent shutdown', async (t) => {
   t.equal(getTelemetryHandle(), handle)
 
   let warning: Error | undefined
-  const onWarning = (w: Error): void => { warning = w }
+  let onWarning: (w: Error) => void = () => {}
+  // process.emitWarning emits on the next tick: wait for the event itself, with a deadline.
+  const warned = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('no process warning within 5000 ms')), 5000)
+    onWarning = (w: Error): void => { warning = w; clearTimeout(timer); resolve() }
+  })
   process.on('warning', onWarning)
   const again = startTelemetry({ env: {}, exporter: 'console' })
-  await sleep(10)
+  await warned
   process.off('warning', onWarning)
   t.equal(again, handle, 'a second start returns the running handle')
   t.match(warning, { code: 'FST_OBSERVABILITY_TELEMETRY_ALREADY_STARTED' })

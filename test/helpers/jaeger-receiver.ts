@@ -13,7 +13,7 @@ import type { AddressInfo } from 'node:net'
 import { createRequire } from 'node:module'
 import { readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
-import { SPAN_KIND_NAMES, SpanCollector, closeServer, listen, readBody } from './otlp-receiver'
+import { SPAN_KIND_NAMES, SpanCollector, closeServer, listen, readBody, trackServer } from './otlp-receiver'
 import type { AttrValue, Attrs, ReceivedSpan } from './otlp-receiver'
 
 // Minimal typing of thriftrw's surface used here.
@@ -212,6 +212,7 @@ export async function startJaegerReceiver (): Promise<JaegerReceiver> {
       }
     })()
   })
+  trackServer(server, collector)
   const httpPort = await listen(server)
 
   const udp: Socket = createSocket('udp4')

@@ -425,6 +425,29 @@ export class SpanCollector {
   readonly requests: RequestRecord[] = []
   readonly errors: Error[] = []
   private waiters = new Set<() => void>()
+  /** Open connections and requests still being read or decoded (see trackServer). */
+  private busy = 0
+
+  /** Counts a connection or a request as busy until done() is called. */
+  hold (): () => void {
+    this.busy++
+    let once = false
+    return () => {
+      if (once) return
+      once = true
+      this.busy--
+      for (const w of [...this.waiters]) w()
+    }
+  }
+
+  /**
+   * Resolves once no connection is open and no request is being read: after the exporting
+   * process has exited, everything it sent has been recorded (the event a fixed sleep after
+   * waitFor used to stand for). Rejects after timeoutMs.
+   */
+  settled (timeoutMs = 5000): Promise<void> {
+    return this.waitFor(() => this.busy === 0, timeoutMs).then(() => {})
+  }
 
   add (spans: ReceivedSpan[], record: RequestRecord): void {
     this.spans.push(...spans)
@@ -506,6 +529,16 @@ export function listen (server: Server, port = 0): Promise<number> {
   })
 }
 
+/** Makes collector.settled() wait for the server's open connections and requests in progress. */
+export function trackServer (server: Server, collector: SpanCollector): void {
+  server.on('connection', (socket) => { socket.once('close', collector.hold()) })
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const done = collector.hold()
+    res.once('close', done)
+    res.once('finish', done)
+  })
+}
+
 export function closeServer (server: Server): Promise<void> {
   return new Promise(resolve => {
     if (!server.listening) { resolve(); return }
@@ -562,6 +595,7 @@ export async function startOtlpReceiver (): Promise<OtlpReceiver> {
       }
     })()
   })
+  trackServer(server, collector)
   const port = await listen(server)
   const url = `http://127.0.0.1:${port}`
   return Object.assign(collector, {
