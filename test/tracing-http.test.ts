@@ -8,6 +8,7 @@ import { registerInstrumentations } from '@opentelemetry/instrumentation'
 import { HttpInstrumentation } from '@opentelemetry/instrumentation-http'
 import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api'
 import type { FastifyInstance } from 'fastify'
+import { closedResponses, nextTurn } from './helpers/events'
 
 const exporter = new InMemorySpanExporter()
 const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] })
@@ -41,10 +42,11 @@ t.test('one SERVER span: instrumentation-http started it, the plugin named and e
   app.get('/api/users/:id', async () => { tracer.startSpan('db.query').end(); return 'u' })
   app.get('/boom', async () => { throw new TypeError('bad thing') })
   const base = await listen(t, app)
+  const responses = closedResponses(app.server)
   const res = await fetch(`${base}/api/users/9`, { headers: { traceparent: `00-${TRACE_ID}-${PARENT_ID}-01` } })
   await res.text()
   await (await fetch(`${base}/boom`)).text()
-  await new Promise((resolve) => setTimeout(resolve, 50)) // instrumentation-http ends its span on 'finish'
+  await responses.closed(2) // instrumentation-http ends its span on 'finish', the plugin on 'close'
   const servers = spans(SpanKind.SERVER)
   t.equal(servers.length, 2, 'no duplicate server span')
   const span = servers.find((s) => s.attributes['http.route'] === '/api/users/:id') as ReadableSpan
@@ -68,6 +70,7 @@ t.test('fetch from a handler to a second app: one trace across both, parent link
   await second.register(observability, { metrics: false })
   second.get('/inventory/:sku', async () => ({ stock: 3 }))
   const secondBase = await listen(t, second)
+  const secondResponses = closedResponses(second.server)
 
   const first = Fastify()
   await first.register(observability, { metrics: false })
@@ -80,9 +83,11 @@ t.test('fetch from a handler to a second app: one trace across both, parent link
     return JSON.parse(body)
   })
   const firstBase = await listen(t, first)
+  const firstResponses = closedResponses(first.server)
   const res = await fetch(`${firstBase}/orders/1`)
   t.same(await res.json(), { stock: 3 })
-  await new Promise((resolve) => setTimeout(resolve, 50))
+  await secondResponses.closed(1)
+  await firstResponses.closed(1) // both servers closed their responses: every span has ended
 
   const servers = spans(SpanKind.SERVER)
   const orders = servers.find((s) => s.name === 'GET /orders/:id') as ReadableSpan
@@ -99,19 +104,30 @@ t.test('a client abort marks the borrowed span before instrumentation-http ends 
   await app.register(observability, { metrics: false })
   let entered: () => void = () => {}
   const inHandler = new Promise<void>((resolve) => { entered = resolve })
-  app.get('/hang', async () => { entered(); await new Promise((resolve) => setTimeout(resolve, 200)); return 'late' })
+  // The handler answers when the test says so, after the abort.
+  let release: () => void = () => {}
+  const answer = new Promise<void>((resolve) => { release = resolve })
+  app.get('/hang', async () => { entered(); await answer; return 'late' })
+  let lateReplySent: () => void = () => {}
+  const lateReply = new Promise<void>((resolve) => { lateReplySent = resolve })
+  app.addHook('onSend', async (req, _reply, payload) => { if (req.url === '/hang') lateReplySent(); return payload })
   const base = await listen(t, app)
+  const responses = closedResponses(app.server)
   const { request } = await import('node:http')
   const req = request(`${base}/hang`)
   req.on('error', () => {})
   req.end()
   await inHandler
   req.destroy()
-  await new Promise((resolve) => setTimeout(resolve, 300))
+  await responses.closed(1) // the abort: instrumentation-http ends its span on the response's 'close'
   const [span, ...rest] = spans(SpanKind.SERVER)
   t.equal(rest.length, 0)
-  t.equal(span.name, 'GET /hang')
-  t.equal(span.attributes['error.type'], 'aborted')
+  t.equal(span?.name, 'GET /hang')
+  t.equal(span?.attributes['error.type'], 'aborted')
+  release()
+  await lateReply
+  await nextTurn()
+  t.equal(spans(SpanKind.SERVER).length, 1, 'the late reply ends no second span')
 })
 
 t.test('a request made in-process while another is handled gets a span of its own', async (t) => {

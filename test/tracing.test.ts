@@ -8,6 +8,7 @@ import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
 import { request as httpRequest } from 'node:http'
 import observability from '../lib/index'
+import { closedResponses, nextTurn } from './helpers/events'
 import type { ObservabilityOptions } from '../lib/index'
 
 const exporter = new InMemorySpanExporter()
@@ -130,15 +131,19 @@ t.test('the handler and later hooks run inside the span: their spans are childre
   }
   app.get('/work', handler)
   app.post('/work', handler)
+  let headersIn: () => void = () => {}
+  const postHeadersIn = new Promise<void>((resolve) => { headersIn = resolve })
+  app.addHook('onRequest', async (req) => { if (req.method === 'POST') headersIn() })
   await app.listen({ port: 0, host: '127.0.0.1' })
   const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
   await (await fetch(`${base}/work`)).text()
-  // A real socket: the body arrives in later 'data' events, outside the onRequest context.
+  // A real socket: the body arrives in later 'data' events, outside the onRequest context (sent
+  // once the server has run onRequest for the headers, not after a guessed delay).
   await new Promise<void>((resolve, reject) => {
     const req = httpRequest(`${base}/work`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': 7 } }, (res) => { res.resume(); res.on('end', resolve) })
     req.on('error', reject)
     req.flushHeaders()
-    setTimeout(() => req.end('{"a":1}'), 50)
+    void postHeadersIn.then(() => req.end('{"a":1}'))
   })
   const servers = serverSpans()
   t.equal(servers.length, 2)
@@ -168,7 +173,14 @@ t.test('a client abort ends the span: nothing left open', async (t) => {
   let aborted: () => void = () => {}
   const abortSeen = new Promise<void>((resolve) => { aborted = resolve })
   app.addHook('onRequestAbort', async (_req) => { aborted() })
-  app.get('/hang', async () => { entered(); await new Promise((resolve) => setTimeout(resolve, 300)); return 'late' })
+  // The handler answers when the test says so, after the abort (not after a timer racing a sleep).
+  let release: () => void = () => {}
+  const answer = new Promise<void>((resolve) => { release = resolve })
+  app.get('/hang', async () => { entered(); await answer; return 'late' })
+  // Registered after the plugin: runs once the plugin's own hooks have seen the late reply.
+  let lateReplySent: () => void = () => {}
+  const lateReply = new Promise<void>((resolve) => { lateReplySent = resolve })
+  app.addHook('onSend', async (req, _reply, payload) => { if (req.url === '/hang') lateReplySent(); return payload })
   await app.listen({ port: 0, host: '127.0.0.1' })
   const port = (app.server.address() as { port: number }).port
   const req = httpRequest({ host: '127.0.0.1', port, path: '/hang' })
@@ -180,8 +192,10 @@ t.test('a client abort ends the span: nothing left open', async (t) => {
   const [span] = serverSpans()
   t.equal(span?.name, 'GET /hang', 'span ended at the abort, before the handler finished')
   t.equal(span.attributes['error.type'], 'aborted')
-  await new Promise((resolve) => setTimeout(resolve, 350))
-  t.equal(serverSpans().length, 1, 'not ended twice')
+  release()
+  await lateReply
+  await nextTurn() // Fastify writes the late reply to the closed response right after onSend
+  t.equal(serverSpans().length, 1, 'not ended twice: the late reply (it went through onSend) ends no second span')
 })
 
 t.test('a custom tracer provider is used instead of the global one', async (t) => {
@@ -239,9 +253,10 @@ t.test('a span processor that throws on end neither crashes the app nor loses th
   await app.register(observability, { metrics: { defaultMetrics: false }, tracing: { tracerProvider: throwing } })
   app.get('/x', async () => 'x')
   await app.listen({ port: 0, host: '127.0.0.1' })
+  const responses = closedResponses(app.server)
   const port = (app.server.address() as { port: number }).port
   for (let i = 0; i < 3; i++) t.equal(await (await fetch(`http://127.0.0.1:${port}/x`)).text(), 'x')
-  await new Promise((resolve) => setTimeout(resolve, 20))
+  await responses.closed(3) // recorded on the response's 'close', which the client does not wait for
   const text = (await app.inject('/metrics')).body
   t.match(text, /http_server_request_duration_seconds_count\{http_request_method="GET",http_route="\/x",http_response_status_code="200"\} 3/, 'all three recorded')
   t.match(text, /http_server_active_requests\{http_request_method="GET"\} 0/)
@@ -264,6 +279,10 @@ t.test('a client gone before the plugin\'s hook runs is neither counted nor left
     await clientGone
   })
   await app.register(observability, { metrics: { defaultMetrics: false } })
+  // Registered after the plugin: once it runs, the plugin's onRequest has had its turn.
+  let passed: () => void = () => {}
+  const pastThePlugin = new Promise<void>((resolve) => { passed = resolve })
+  app.addHook('onRequest', async (request) => { if (request.url === '/slow-auth') passed() })
   app.get('/slow-auth', async () => 'never')
   await app.listen({ port: 0, host: '127.0.0.1' })
   const port = (app.server.address() as { port: number }).port
@@ -273,7 +292,8 @@ t.test('a client gone before the plugin\'s hook runs is neither counted nor left
   await inHook
   req.destroy()
   await clientGone
-  await new Promise((resolve) => setTimeout(resolve, 50))
+  await pastThePlugin
+  await nextTurn()
   const text = (await app.inject('/metrics')).body
   t.notMatch(text, /http_server_active_requests\{[^}]*\} [1-9]/, 'no request left in flight')
   t.notMatch(text, /http_route="\/slow-auth"/, 'not recorded as answered')
