@@ -5,6 +5,7 @@ import { SeriesHistogram, SeriesGauge } from '../lib/instruments'
 import Fastify from 'fastify'
 import { get } from 'node:http'
 import observability from '../lib/index'
+import { until } from './helpers/events'
 
 t.test('content negotiation', async (t) => {
   const prometheus2 = 'application/openmetrics-text;version=1.0.0;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2'
@@ -109,10 +110,14 @@ t.test('the reused scrape buffer is never shared by two scrapes in flight', asyn
   for (let i = 0; i < routes; i += 250) await Promise.all(Array.from({ length: 250 }, (_, k) => app.inject(`/r${i + k}/1`)))
 
   const expectedFirst = await app.metrics.render()
+  let firstOnServer: import('node:http').ServerResponse | undefined
+  app.server.once('request', (_req, res) => { firstOnServer = res })
   let resumeFirst: () => void = () => {}
+  let firstHeaders = false
   const first = new Promise<string>((resolve, reject) => {
     get({ host: '127.0.0.1', port, path: '/metrics' }, (res) => {
       res.pause()
+      firstHeaders = true
       resumeFirst = () => {
         const parts: Buffer[] = []
         res.on('data', (c: Buffer) => parts.push(c))
@@ -121,11 +126,14 @@ t.test('the reused scrape buffer is never shared by two scrapes in flight', asyn
       }
     }).on('error', reject)
   })
-  await new Promise((resolve) => setTimeout(resolve, 200)) // the first response is now stuck
+  // The first response is stuck: the client has its headers and paused; the server holds bytes
+  // the socket could not take (kernel buffers full).
+  await until('the first scrape stuck in flight', () => firstHeaders && (firstOnServer?.socket?.writableLength ?? 0) > 0, 10_000)
   // Change every series, then scrape again while the first is still being sent.
   for (let i = 0; i < routes; i += 250) await Promise.all(Array.from({ length: 250 }, (_, k) => app.inject(`/r${i + k}/2`)))
   const expectedSecond = await app.metrics.render()
   const second = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
+  t.equal(firstOnServer?.writableFinished, false, 'the first scrape was still being sent during the second')
   t.not(expectedSecond, expectedFirst)
   t.ok(second === expectedSecond, `second scrape complete and current (${second.length} of ${expectedSecond.length} chars)`)
   resumeFirst()
