@@ -243,7 +243,9 @@ t.test('10,000 random unmatched requests add a bounded number of series', async 
   const family = (text: string): Sample[] => [...samplesOf(text, DURATION_NAME), ...samplesOf(text, ACTIVE_NAME)]
   const beforeKeys = new Set(family(before).map((s) => s.key))
 
-  const seed = Number(process.env.FO_SEED ?? Date.now() % 2147483647)
+  // A fixed default seed: every run sends the same traffic, so a failure reproduces as is;
+  // FO_SEED=<n> explores other traffic (FO_SEED=random picks one and prints it).
+  const seed = process.env.FO_SEED === 'random' ? Date.now() % 2147483647 : Number(process.env.FO_SEED ?? 13)
   t.comment(`seed ${seed} (FO_SEED=${seed} to replay)`)
   const rnd = prng(seed)
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]
