@@ -43,21 +43,28 @@ const bucketLines = (text: string, route: string): string[] =>
 t.test('a sampled request is the exemplar of its bucket, in OpenMetrics only', async (t) => {
   const app = await appWith(t)
   const before = (await app.inject('/metrics')).body
+  const sentAt = Date.now() / 1000
   await app.inject({ url: '/api/users/1', headers: { traceparent: SAMPLED } })
+  const answeredAt = Date.now() / 1000
   const spanId = serverSpanId()
   await app.inject('/api/other') // a root span: sampled out, no exemplar
 
   const om = (await app.inject({ url: '/metrics', headers: { accept: OPENMETRICS } })).body
   const lines = bucketLines(om, '/api/users/:id')
   t.equal(lines.length, 3, 'le 0.5, 10, +Inf')
-  const m = / # \{trace_id="([0-9a-f]{32})",span_id="([0-9a-f]{16})"\} ([0-9.e-]+) ([0-9.]+)$/.exec(lines[0])
-  t.ok(m, `the first bucket carries the exemplar: ${lines[0]}`)
+  // Whichever bucket the request's duration fell in (the machine's speed decides, not the test):
+  // that one carries the exemplar, and its value lies in that bucket.
+  const carrying = lines.filter(l => l.includes(' # {'))
+  t.equal(carrying.length, 1, `exactly one bucket carries the exemplar:\n${lines.join('\n')}`)
+  const at = lines.findIndex(l => l.includes(' # {'))
+  const m = / # \{trace_id="([0-9a-f]{32})",span_id="([0-9a-f]{16})"\} ([0-9.e-]+) ([0-9.]+)$/.exec(carrying[0] ?? '')
+  t.ok(m, `the exemplar: ${carrying[0]}`)
   if (m === null) return
   t.equal(m[1], TRACE_ID, 'trace_id of the request')
   t.equal(m[2], spanId, 'span_id of its SERVER span')
-  t.ok(Number(m[3]) > 0 && Number(m[3]) < 0.5, 'the observed duration')
-  t.ok(Math.abs(Number(m[4]) - Date.now() / 1000) < 60, 'a timestamp in seconds')
-  t.notMatch(lines[1] + lines[2], /#/, 'only the bucket it landed in')
+  const le = [0.5, 10, Infinity]
+  t.ok(Number(m[3]) > (at === 0 ? 0 : le[at - 1]) && Number(m[3]) <= le[at], `the observed duration (${m[3]} s) lies in its bucket (le ${le[at]})`)
+  t.ok(Number(m[4]) >= sentAt - 1 && Number(m[4]) <= answeredAt + 1, `a timestamp in seconds, the wall clock while the request ran (±1 s for the offset read at the last scrape): ${m[4]}`)
   t.notMatch(bucketLines(om, '/api/other').join('\n'), /#/, 'a sampled-out request leaves none')
 
   const text = (await app.inject('/metrics')).body
@@ -80,8 +87,10 @@ t.test("the exemplar's timestamp follows the wall clock from the next scrape on"
   Date.now = () => realNow() + 3_600_000
   t.teardown(() => { Date.now = realNow })
   await app.inject('/metrics') // a scrape reads the offset again
+  const from = realNow() / 1000 + 3600
   const later = await stamp()
-  t.ok(later - first > 3590 && later - first < 3610, `an hour later (${later - first} s)`)
+  const to = realNow() / 1000 + 3600
+  t.ok(later >= from - 1 && later <= to + 1, `an hour later (${later - first} s): the shifted wall clock while the request ran`)
 })
 
 t.test('the latest sampled request wins', async (t) => {
