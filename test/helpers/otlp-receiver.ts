@@ -532,7 +532,7 @@ export function listen (server: Server, port = 0): Promise<number> {
 /** Makes collector.settled() wait for the server's open connections and requests in progress. */
 export function trackServer (server: Server, collector: SpanCollector): void {
   server.on('connection', (socket) => { socket.once('close', collector.hold()) })
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+  server.on('request', (_req: IncomingMessage, res: ServerResponse) => {
     const done = collector.hold()
     res.once('close', done)
     res.once('finish', done)
