@@ -9,7 +9,7 @@ import { createRouteStates } from './route-state'
 import { observeRequests } from './observation'
 import { HttpMetrics, UNMATCHED_ROUTE, OTHER_METHOD, DURATION_NAME, ACTIVE_NAME } from './metrics'
 import { Tracing } from './tracing'
-import { publishedHandle } from './telemetry-handle'
+import { publishedHandle, shutdownOnClose } from './telemetry-handle'
 import { announceTarget } from './discovery'
 import { serveExportFailures } from './export-failures'
 import { ScrapeFaults } from './scrape-faults'
@@ -102,9 +102,11 @@ function observability (fastify: FastifyInstance, opts: ObservabilityOptions, do
   fastify.addHook('onClose', async function releaseObservability () {
     metrics?.close()
     releaseExportFailures()
-    // The ./register preload's SDK: flush so a graceful shutdown loses no span.
+    // The ./register preload's SDK: flush so a graceful shutdown loses no span; after a signal the
+    // app handles itself, shut it down (lib/telemetry-handle.ts, requestShutdownOnClose).
     const telemetry = publishedHandle()
-    if (telemetry?.forceFlush !== undefined) await telemetry.forceFlush().catch(() => {})
+    const end = shutdownOnClose() ? telemetry?.shutdown : telemetry?.forceFlush
+    if (end !== undefined) await end.call(telemetry).catch(() => {})
   })
 
   done()

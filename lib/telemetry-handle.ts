@@ -7,6 +7,7 @@ export const TELEMETRY_HANDLE_SYMBOL: unique symbol = Symbol.for('fastify-observ
 /** What the plugin needs of a published handle. */
 export interface FlushableHandle {
   forceFlush?: () => Promise<void>
+  shutdown?: () => Promise<void>
   /** Spans in failed exports (lib/sdk/export-watch.ts), served at /metrics (lib/export-failures.ts). */
   failedSpans?: number
 }
@@ -14,6 +15,22 @@ export interface FlushableHandle {
 /** The handle published by the last startTelemetry() call (e.g. from the preload), if any. */
 export function publishedHandle<T extends FlushableHandle = FlushableHandle> (): T | undefined {
   return (globalThis as Record<symbol, T | undefined>)[TELEMETRY_HANDLE_SYMBOL]
+}
+
+/**
+ * Set by the preload's signal hook when the application handles the signal itself: the plugin then
+ * shuts the SDK down (not just flushes it) once Fastify has closed, after the requests drained, so
+ * the whole SDK (metric readers, log processors) ends even when the app calls process.exit(), which
+ * emits no 'beforeExit'. Global, like the handle: the preload and the plugin may be two module copies.
+ */
+const SHUTDOWN_ON_CLOSE = Symbol.for('fastify-observability.telemetry.shutdown-on-close')
+
+export function requestShutdownOnClose (): void {
+  ;(globalThis as Record<symbol, boolean | undefined>)[SHUTDOWN_ON_CLOSE] = true
+}
+
+export function shutdownOnClose (): boolean {
+  return (globalThis as Record<symbol, boolean | undefined>)[SHUTDOWN_ON_CLOSE] === true
 }
 
 export function publishHandle (handle: FlushableHandle): void {

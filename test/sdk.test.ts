@@ -28,6 +28,7 @@ import type { ReceivedSpan } from './helpers/otlp-receiver'
 import { startJaegerReceiver } from './helpers/jaeger-receiver'
 import { childEnv, getText, startNodeApp } from './helpers/child'
 import type { NodeApp } from './helpers/child'
+import { until } from './helpers/events'
 
 const execFileAsync = promisify(execFile)
 const ROOT = resolve(__dirname, '..')
@@ -169,7 +170,9 @@ t.test('ESM: --import preload, Jaeger HTTP collector, flushed by SIGINT', async 
   t.equal(rx.spans.length, 0, 'nothing exported before shutdown')
   const stopping = Date.now()
 
-  // instrumentation-pino patched the ESM-imported pino: the log line carries the span ids.
+  // instrumentation-pino patched the ESM-imported pino: the log line carries the span ids. The line
+  // comes through the child's stdout pipe, which may trail the HTTP answer: awaited, not assumed.
+  await until('the handler\'s log line', () => app.stdout().includes('"handled"')).catch(() => {})
   const logLine = app.stdout().split('\n').find(l => l.includes('"handled"'))
   t.ok(logLine, 'pino log line')
   const logged = JSON.parse(logLine ?? '{}') as { trace_id?: string, span_id?: string }
@@ -298,6 +301,7 @@ t.test('OTEL_SDK_DISABLED=true: the preload does nothing', async (t) => {
   t.equal(handle?.enabled, false)
   t.equal(handle?.config.disabled, true)
   t.equal((await get(port, '/off', { traceparent: TRACEPARENT })).status, 200)
+  await until('the handler\'s log line', () => app.stdout().includes('"handled"')).catch(() => {})
   const logLine = app.stdout().split('\n').find(l => l.includes('"handled"')) ?? '{}'
   t.equal((JSON.parse(logLine) as { trace_id?: string }).trace_id, undefined, 'pino not instrumented')
   app.child.kill('SIGTERM')

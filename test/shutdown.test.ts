@@ -31,4 +31,5 @@ t.test("SIGTERM handled by the app, requests in flight: every request's span exp
   const servers = (spans: typeof rx.spans): number => spans.filter(s => s.kind === SpanKind.SERVER && s.attributes['http.route'] === '/api/slow').length
   await rx.waitFor(spans => servers(spans) >= INFLIGHT, 10_000).catch(() => {})
   t.equal(servers(rx.spans), INFLIGHT, 'a SERVER span for every request that was in flight at the signal')
+  t.match(app.stdout(), '{"sdkShutdown":true}', 'the SDK shut down (not only flushed) once Fastify had closed: process.exit() emits no beforeExit')
 })

@@ -1,5 +1,6 @@
 // Flushing spans when the process is asked to end, without changing how it ends.
 import type { ShutdownHooksOptions, TelemetryHandle } from './options'
+import { requestShutdownOnClose } from '../telemetry-handle'
 
 const hooked = new WeakSet<TelemetryHandle>()
 
@@ -28,8 +29,8 @@ function appListenerCount (signal: NodeJS.Signals, ours: (...args: unknown[]) =>
  * On a signal the application handles itself (typically `await app.close(); process.exit()`), its
  * listeners decide how and when the process ends, and requests may still be in flight: the SDK is
  * only flushed, not shut down, so the spans of those requests, which end while Fastify drains, are
- * still exported (the plugin flushes them on close; 'beforeExit' shuts the SDK down). Shutting
- * down here lost every in-flight request's span.
+ * still exported: the plugin shuts the SDK down when Fastify has closed (or 'beforeExit' does, for
+ * an app without the plugin). Shutting down here lost every in-flight request's span.
  *
  * Returns a function that removes the hooks.
  */
@@ -60,6 +61,7 @@ export function registerShutdownHooks (handle: TelemetryHandle, options: Shutdow
         return
       }
       if (appHandlesIt) {
+        requestShutdownOnClose()
         void handle.forceFlush()
         return
       }
