@@ -10,8 +10,9 @@ import { createServer as createH2cServer } from 'node:http2'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { Server as TlsServer } from 'node:tls'
-import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import type { ResolvedDiscovery } from './options'
+import { tellOperator } from './tell-operator'
 
 /** One entry of a file_sd file: `[{ "targets": ["host:port"], "labels": { ... } }]`. */
 export interface TargetGroup {
@@ -134,16 +135,9 @@ function removeOnExit (file: string): void {
   })
 }
 
-function shown (log: FastifyBaseLogger, level: 'error' | 'warn'): boolean {
-  const l = log as FastifyBaseLogger & { isLevelEnabled?: (level: string) => boolean }
-  if (typeof l.isLevelEnabled === 'function') return l.isLevelEnabled(level)
-  return log.level !== undefined && log.level !== 'silent'
-}
-
-/** A warning in the app's log, or, with Fastify's logger off (where it would go nowhere), on stderr. */
+/** A warning in the app's log, or on stderr with Fastify's logger off (lib/tell-operator.ts). */
 function warn (fastify: FastifyInstance, message: string, code: string): void {
-  fastify.log.warn(message)
-  if (!shown(fastify.log, 'warn')) process.emitWarning(message, { code })
+  tellOperator(fastify.log, 'warn', {}, message, code)
 }
 
 // node:cluster (and PM2's cluster mode, which is node:cluster): the workers share the port, and each
@@ -206,9 +200,7 @@ export function announceTarget (fastify: FastifyInstance, discovery: ResolvedDis
       }
     } catch (err) {
       const message = `fastify-observability: no discovery file written in ${discovery.directory}, Prometheus will not find this instance: ${(err as Error).message}`
-      fastify.log.error({ err }, message)
-      // With Fastify's logger off, the log line goes nowhere: say it on stderr instead.
-      if (!shown(fastify.log, 'error')) process.emitWarning(message, { code: 'FST_OBSERVABILITY_DISCOVERY_WRITE_FAILED' })
+      tellOperator(fastify.log, 'error', { err }, message, 'FST_OBSERVABILITY_DISCOVERY_WRITE_FAILED')
     }
   })
 

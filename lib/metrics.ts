@@ -8,6 +8,7 @@ import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import type { CustomLabelFn, PromRegistry, ResolvedMetrics } from './options'
 import { SeriesGauge, SeriesHistogram } from './instruments'
 import { wallSeconds } from './wall-clock'
+import { tellOperator } from './tell-operator'
 import type { GaugeSeries, HistogramSeries } from './instruments'
 
 /** Methods recorded under their own name; anything else is `_OTHER` (OpenTelemetry semconv). */
@@ -244,9 +245,7 @@ export class HttpMetrics {
     const message = `fastify-observability: ${name} reached metrics.maxSeries (${this.duration.maxSeries} label sets); ` +
       'requests with new label values are recorded in series whose custom labels are "_overflow". ' +
       'Bound the values of metrics.customLabels, or raise metrics.maxSeries'
-    log.warn({ metric: name, maxSeries: this.duration.maxSeries }, message)
-    // With Fastify's logger off the line goes nowhere: say it on stderr instead.
-    if (!warnShown(log)) process.emitWarning(message, { code: 'FST_OBSERVABILITY_METRICS_OVERFLOW' })
+    tellOperator(log, 'warn', { metric: name, maxSeries: this.duration.maxSeries }, message, 'FST_OBSERVABILITY_METRICS_OVERFLOW')
   }
 
   statusLabel (code: number): string {
@@ -269,12 +268,6 @@ export class HttpMetrics {
     }
     this.owned.length = 0
   }
-}
-
-function warnShown (log: FastifyBaseLogger): boolean {
-  const l = log as FastifyBaseLogger & { isLevelEnabled?: (level: string) => boolean }
-  if (typeof l.isLevelEnabled === 'function') return l.isLevelEnabled('warn')
-  return log.level !== undefined && log.level !== 'silent'
 }
 
 function sameShape (a: any, b: any): boolean {
