@@ -1,3 +1,5 @@
+// Run by `npm run test:bench` (the last step of `npm test`), not by tap with the unit and end-to-end
+// tests: its load runs would compete for the cores with their timing-sensitive children.
 // Smoke test of the benchmark suite: runs `benchmarks/run.mjs --quick` (about
 // 1 s per variant, 1 round, a few connections, small scrape and memory runs)
 // into a temporary folder and checks that every variant produced figures and
@@ -9,7 +11,7 @@ import { mkdtempSync, readFileSync, existsSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 
-const ROOT = path.resolve(__dirname, '..')
+const ROOT = path.resolve(__dirname, '..', '..')
 const VARIANTS = [
   'bare', 'plugin-metrics', 'plugin-nosdk', 'plugin-full-sdk', 'plugin-full-sdk-http',
   'fastify-metrics', 'fastify-otel', 'recipe'
