@@ -12,7 +12,7 @@ import { header, renderGauge, renderGeneric } from './exposition-format'
 import { planHistogram, renderRun } from './exposition-cache'
 import { defaultLabelsOf } from './default-labels'
 import type { HistogramPlan } from './exposition-cache'
-import { ScrapeErrors, ScrapeFaults, standaloneFaults } from './scrape-faults'
+import { ScrapeErrors, ScrapeFaults, scrapeDeadlineMs, standaloneFaults } from './scrape-faults'
 import { DEFAULT_SCRAPE_TIMEOUT } from './options'
 
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
@@ -70,11 +70,11 @@ const SLICE_BYTES = 64 * 1024
  */
 const SLICE_MS = 1
 
-async function prepare (registry: PromRegistry, openMetrics: boolean, faults: ScrapeFaults): Promise<Plan> {
+async function prepare (registry: PromRegistry, openMetrics: boolean, faults: ScrapeFaults, deadlineMs?: number): Promise<Plan> {
   const metrics = registry.getMetricsAsArray()
   const probe = metrics.find((m) => m instanceof SeriesHistogram || m instanceof SeriesGauge)
   const defaults = probe === undefined ? null : await defaultLabelsOf(registry, probe)
-  const deadline = faults.begin()
+  const deadline = faults.begin(deadlineMs)
   try {
     const parts: Array<Plan['parts'][number] | Promise<Buffer | null>> = []
     const counters: ScrapeErrors[] = []
@@ -164,10 +164,10 @@ async function * slices ({ openMetrics, defaults, parts }: Plan): AsyncGenerator
 }
 
 /** The exposition of a registry as one fresh Buffer, in Prometheus text 0.0.4 or OpenMetrics 1.0.0. */
-export async function renderBuffer (registry: PromRegistry, openMetrics: boolean, faults = standaloneFaults(registry, DEFAULT_SCRAPE_TIMEOUT)): Promise<Buffer> {
+export async function renderBuffer (registry: PromRegistry, openMetrics: boolean, faults = standaloneFaults(registry, DEFAULT_SCRAPE_TIMEOUT), deadlineMs?: number): Promise<Buffer> {
   const out: Buffer[] = []
   let length = 0
-  for await (const b of slices(await prepare(registry, openMetrics, faults))) {
+  for await (const b of slices(await prepare(registry, openMetrics, faults, deadlineMs))) {
     out.push(b)
     length += b.length
   }
@@ -190,10 +190,14 @@ export type MetricsHandler = (request: FastifyRequest, reply: FastifyReply) => P
  */
 export function createMetricsHandler (registry: PromRegistry, faults: ScrapeFaults): MetricsHandler {
   return async function metricsHandler (request, reply) {
-    const body = await renderBuffer(registry, negotiate(request, reply), faults)
+    const body = await renderBuffer(registry, negotiate(request, reply), faults, scraperDeadline(request, faults))
     keepAliveUnlessClosing(reply, faults)
     return body
   }
+}
+
+function scraperDeadline (request: FastifyRequest, faults: ScrapeFaults): number {
+  return scrapeDeadlineMs(request.headers['x-prometheus-scrape-timeout-seconds'], faults.timeout)
 }
 
 /**
@@ -221,7 +225,7 @@ function negotiate (request: FastifyRequest, reply: FastifyReply): boolean {
  */
 export function createEndpointHandler (registry: PromRegistry, faults: ScrapeFaults): (request: FastifyRequest, reply: FastifyReply) => Promise<Readable> {
   return async function metricsEndpoint (request, reply) {
-    const plan = await prepare(registry, negotiate(request, reply), faults)
+    const plan = await prepare(registry, negotiate(request, reply), faults, scraperDeadline(request, faults))
     keepAliveUnlessClosing(reply, faults)
     return Readable.from(slices(plan), { objectMode: false, highWaterMark: SLICE_BYTES })
   }

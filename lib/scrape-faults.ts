@@ -50,25 +50,63 @@ export class ScrapeErrors {
 /** One scrape's deadline: reached when the timeout fires, or at once when the app closes. */
 export interface Deadline {
   readonly reached: Promise<typeof CUT_OFF>
+  /** Milliseconds it allows (for the log line). */
+  readonly ms: number
   end: () => void
+}
+
+/** Share of the scraper's own timeout given to collection: the rest is for rendering and the transfer. */
+const SCRAPER_TIMEOUT_SHARE = 0.8
+
+/**
+ * The collection deadline of one scrape: metrics.scrapeTimeout, or 80% of the scraper's own timeout
+ * when that is sooner. Prometheus sends its scrape_timeout as X-Prometheus-Scrape-Timeout-Seconds;
+ * a collect still running when Prometheus gives up would cost the whole scrape, not one metric. A
+ * header that is not a positive finite number of seconds is ignored.
+ */
+export function scrapeDeadlineMs (header: string | string[] | undefined, configured: number): number {
+  if (typeof header !== 'string') return configured
+  const seconds = Number(header)
+  if (!(seconds > 0 && Number.isFinite(seconds))) return configured
+  return Math.min(configured, seconds * 1000 * SCRAPER_TIMEOUT_SHARE)
 }
 
 /**
  * A metric's get() still pending from an earlier scrape is awaited again rather than called again:
- * a collect that never settles then costs one pending call, not one more per scrape.
+ * a collect that never settles then costs one pending call, not one more per scrape. Each scrape
+ * waits through a waiter it removes at its deadline, so a get that never settles holds no more
+ * than the scrapes in flight (a race on the pending promise itself would add a reaction to it per
+ * scrape, kept for as long as the get stays pending: for ever).
  */
-const pendingGets = new WeakMap<object, Promise<any>>()
+type Settled = { ok: true, data: any } | { ok: false, err: unknown }
+const pendingGets = new WeakMap<object, Set<(s: Settled) => void>>()
 
-function sharedGet (metric: any): Promise<any> {
-  let p = pendingGets.get(metric)
-  if (p === undefined) {
-    const got: Promise<any> = (async () => await metric.get())() // a synchronous throw becomes a rejection
-    p = got
-    pendingGets.set(metric, got)
-    const clear = (): void => { if (pendingGets.get(metric) === got) pendingGets.delete(metric) }
-    got.then(clear, clear)
+/** Waiters on the metric's pending get: for tests. */
+export function waitersOn (metric: object): number {
+  return pendingGets.get(metric)?.size ?? 0
+}
+
+function getWithin (metric: any, deadline: Deadline): Promise<any> {
+  let waiters = pendingGets.get(metric)
+  if (waiters === undefined) {
+    const these = waiters = new Set()
+    pendingGets.set(metric, these)
+    const settle = (s: Settled): void => {
+      pendingGets.delete(metric)
+      for (const w of these) w(s)
+      these.clear()
+    }
+    // A synchronous throw becomes a rejection.
+    ;(async () => await metric.get())().then((data) => settle({ ok: true, data }), (err) => settle({ ok: false, err }))
   }
-  return p
+  const set = waiters
+  return new Promise((resolve, reject) => {
+    const waiter = (s: Settled): void => { if (s.ok) resolve(s.data); else reject(s.err) }
+    set.add(waiter)
+    deadline.reached.then(() => {
+      if (set.delete(waiter)) resolve(CUT_OFF)
+    }, () => {})
+  })
 }
 
 export class ScrapeFaults {
@@ -91,14 +129,15 @@ export class ScrapeFaults {
     private readonly now: () => number = () => performance.now()
   ) {}
 
-  begin (): Deadline {
+  begin (ms = this.timeout): Deadline {
     let fire!: () => void
     const reached = new Promise<typeof CUT_OFF>((resolve) => { fire = () => resolve(CUT_OFF) })
     // Not unref'd: a render() awaited with nothing else alive (a script) would end the process mid-scrape.
-    const timer = setTimeout(fire, this.timeout)
+    const timer = setTimeout(fire, ms)
     this.inFlight.add(fire)
     return {
       reached,
+      ms,
       end: () => {
         clearTimeout(timer)
         this.inFlight.delete(fire)
@@ -114,9 +153,9 @@ export class ScrapeFaults {
   /** A generic metric rendered under the deadline; null when it is left out of this scrape. */
   async collect (metric: any, openMetrics: boolean, defaults: Record<string, unknown> | null, deadline: Deadline): Promise<Buffer | null> {
     try {
-      const data = await Promise.race([sharedGet(metric), deadline.reached])
+      const data = await getWithin(metric, deadline)
       if (data === CUT_OFF) {
-        this.fault(metric, 'timeout')
+        this.fault(metric, 'timeout', undefined, deadline.ms)
         return null
       }
       // The data got under the deadline, formatted as any other metric's.
@@ -141,7 +180,7 @@ export class ScrapeFaults {
     if (--errors.users === 0 && this.registry.getSingleMetric(errors.name) === errors) this.registry.removeSingleMetric(errors.name)
   }
 
-  private fault (metric: any, reason: FaultReason, err?: unknown): void {
+  private fault (metric: any, reason: FaultReason, err?: unknown, ms?: number): void {
     const name = String(metric?.name ?? '(unnamed)')
     this.registerCounter()?.inc(name, reason)
     const now = this.now()
@@ -151,7 +190,7 @@ export class ScrapeFaults {
       return
     }
     this.logged.set(name, { at: now, suppressed: 0 })
-    const why = reason === 'timeout' ? `did not collect within metrics.scrapeTimeout (${this.timeout} ms)` : 'failed to collect'
+    const why = reason === 'timeout' ? `did not collect within ${ms === this.timeout ? 'metrics.scrapeTimeout' : 'the scraper\'s timeout (X-Prometheus-Scrape-Timeout-Seconds)'} (${ms ?? this.timeout} ms)` : 'failed to collect'
     const more = seen === undefined || seen.suppressed === 0 ? '' : ` (${seen.suppressed} more since the last line)`
     this.log?.warn({ err, metric: name, reason }, `fastify-observability: metric "${name}" ${why}; left out of the scrape${more}, counted in ${this.errorsName}`)
   }

@@ -9,7 +9,7 @@ import { Agent, get } from 'node:http'
 import observability from '../lib/index'
 import type { PromClientModule, PromRegistry } from '../lib/options'
 import { render } from '../lib/exposition'
-import { ScrapeFaults, SCRAPE_ERRORS_NAME } from '../lib/scrape-faults'
+import { ScrapeFaults, SCRAPE_ERRORS_NAME, scrapeDeadlineMs, waitersOn } from '../lib/scrape-faults'
 import { promtoolCheckMetrics, skipReasonIfAbsent } from './helpers/prometheus'
 
 const CLIENTS = ['prom-client', '@prometheus-io/client'] as const
@@ -116,6 +116,34 @@ t.test('a collect that never settles is cut off at metrics.scrapeTimeout, and ca
   }
   t.equal(calls, 1, 'the pending collect is awaited again, not called again')
   t.same(await faultCounts(registry), { 'hung/timeout': 3 })
+  // A scrape cut off stops waiting on the pending collect: nothing piles up on it scrape after scrape.
+  t.equal(waitersOn(registry.getSingleMetric('hung')!), 0, 'no scrape still waits on the hung collect')
+})
+
+t.test('the scraper\'s own timeout (X-Prometheus-Scrape-Timeout-Seconds) cuts collection at 80% of it when sooner', { timeout: 30_000 }, async (t) => {
+  t.equal(scrapeDeadlineMs('10', 5000), 5000, 'Prometheus\' default 10 s: metrics.scrapeTimeout is sooner')
+  t.equal(scrapeDeadlineMs('2', 5000), 1600)
+  t.equal(scrapeDeadlineMs('0.5', 5000), 400)
+  for (const bad of [undefined, '', 'abc', '0', '-1', 'Infinity', 'NaN', '1e400', ['1', '2']]) {
+    t.equal(scrapeDeadlineMs(bad as any, 5000), 5000, `ignored: ${JSON.stringify(bad)}`)
+  }
+
+  const log = logSink()
+  const app = Fastify({ logger: { level: 'warn', stream: log.stream } })
+  t.teardown(() => app.close())
+  // Never cut off by the plugin's own timeout: only the header can end these scrapes.
+  await app.register(observability, { tracing: false, metrics: { defaultMetrics: false, scrapeTimeout: 2 ** 31 - 1 } })
+  gauge(app.metrics!.client as any, app.metrics!.registry, 'hung', () => new Promise(() => {}))
+  gauge(app.metrics!.client as any, app.metrics!.registry, 'fine', function () { this.set(7) })
+  for (const format of [undefined, OPENMETRICS]) {
+    const res = await app.inject({ url: '/metrics', headers: { 'x-prometheus-scrape-timeout-seconds': '0.05', ...(format === undefined ? {} : { accept: format }) } })
+    t.equal(res.statusCode, 200)
+    t.notMatch(res.body, /^# TYPE hung /m, 'the hung gauge is left out')
+    t.match(res.body, /^fine 7$/m, 'the rest is served')
+  }
+  const line = log.lines.find((l) => l.metric === 'hung')
+  t.match(line?.msg, /did not collect within the scraper's timeout \(X-Prometheus-Scrape-Timeout-Seconds\) \(40 ms\)/)
+  t.same(await faultCounts(app.metrics!.registry), { 'hung/timeout': 2 })
 })
 
 t.test('app.close() does not wait on a hung scrape: the scrape in flight is answered without it', { timeout: 20_000 }, async (t) => {
