@@ -187,6 +187,11 @@ export class HttpMetrics {
     const existing = this.registry.getSingleMetric(metric.name)
     if (existing !== undefined) {
       if (existing.constructor === metric.constructor && sameShape(existing, metric)) {
+        // The overflow limit is the shared histogram's: a second instance with another one would
+        // silently get the first one's.
+        if (metric instanceof SeriesHistogram && (existing as SeriesHistogram).maxSeries !== metric.maxSeries) {
+          throw new Error(`fastify-observability: "${metric.name}" is shared with another plugin instance in this registry, which set metrics.maxSeries ${String((existing as SeriesHistogram).maxSeries)}, not ${String(metric.maxSeries)}: give both instances the same metrics.maxSeries, or set metrics.prefix`)
+        }
         this.use(metric.name)
         return existing as T
       }

@@ -65,6 +65,16 @@ t.test('a shared registry: the same instruments are reused; a different metric o
   const other = new client.Registry()
   other.registerMetric(new client.Counter({ name: 'http_server_active_requests', help: 'x', registers: [] }))
   t.throws(() => new HttpMetrics(metricsOptions({ registry: other })), /different metric named "http_server_active_requests"/)
+  // The overflow limit belongs to the shared histogram: another one is refused, not silently ignored.
+  const labelled = new client.Registry()
+  const tenant = { tenant: () => 'a' }
+  const c = new HttpMetrics(metricsOptions({ registry: labelled, customLabels: tenant, maxSeries: 10 }))
+  t.throws(() => new HttpMetrics(metricsOptions({ registry: labelled, customLabels: tenant, maxSeries: 20 })),
+    /"http_server_request_duration_seconds" is shared with another plugin instance in this registry, which set metrics\.maxSeries 10, not 20/)
+  const d = new HttpMetrics(metricsOptions({ registry: labelled, customLabels: tenant, maxSeries: 10 }))
+  t.equal(d.duration, c.duration, 'the same limit: adopted')
+  c.close()
+  d.close()
   a.close()
   t.equal(registry.getSingleMetric('http_server_request_duration_seconds'), b.duration, 'b still uses it: closing a keeps it')
   b.close()
