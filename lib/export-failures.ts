@@ -1,31 +1,48 @@
-// The preload's lost spans at /metrics: `fastify_observability_spans_export_failed_total`, the spans
-// of exports that failed (collector down or unreachable), read from the published SDK handle
-// (lib/telemetry-handle.ts) at each scrape. The plugin never loads the SDK: without a handle that
-// counts them (no preload, no startTelemetry), the metric is not there.
+// The preload's lost spans at /metrics, read from the published SDK handle (lib/telemetry-handle.ts)
+// at each scrape: `fastify_observability_spans_export_failed_total`, the spans of exports that failed
+// (collector down or unreachable), and `fastify_observability_spans_dropped_total`, the spans the
+// batch span processor dropped with its queue full (collector too slow or black-holed). Two counters,
+// not one with a reason label: the first name was already served, and each says where the spans were
+// lost. The plugin never loads the SDK: without a handle that counts them (no preload, no
+// startTelemetry), the metrics are not there.
 import type { PromRegistry } from './options'
 import { publishedHandle } from './telemetry-handle'
+import type { FlushableHandle } from './telemetry-handle'
 
 export const EXPORT_FAILED_NAME = 'fastify_observability_spans_export_failed_total'
+export const DROPPED_NAME = 'fastify_observability_spans_dropped_total'
 
-const failedSpans = (): number | undefined => publishedHandle()?.failedSpans
+type Count = 'failedSpans' | 'droppedSpans'
+
+const COUNTERS: Array<[string, Count, string]> = [
+  [EXPORT_FAILED_NAME, 'failedSpans', 'Spans the OpenTelemetry SDK started by fastify-observability failed to export (lost): collector down, unreachable or too slow.'],
+  [DROPPED_NAME, 'droppedSpans', 'Spans the OpenTelemetry SDK started by fastify-observability dropped, its batch span processor\'s queue full (lost): spans ended faster than they were exported.']
+]
+
+const counted = (count: Count): number | undefined => (publishedHandle() as FlushableHandle | undefined)?.[count]
 
 /** A counter in the shape both Prometheus clients' registries render (as lib/instruments.ts's). */
-class ExportFailures {
-  readonly name = EXPORT_FAILED_NAME
-  readonly help = 'Spans the OpenTelemetry SDK started by fastify-observability failed to export (lost): collector down, unreachable or too slow.'
+class LostSpans {
   readonly type = 'counter'
   readonly aggregator = 'sum'
+  constructor (readonly name: string, private readonly count: Count, readonly help: string) {}
   reset (): void {}
   async get (): Promise<{ name: string, help: string, type: string, aggregator: string, values: any[] }> {
-    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: [{ labels: {}, value: failedSpans() ?? 0 }] }
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: [{ labels: {}, value: counted(this.count) ?? 0 }] }
   }
 }
 
-/** Registers the counter when a handle counts failures; returns what removes it on close. */
+/** Registers the counters when a handle counts losses; returns what removes them on close. */
 export function serveExportFailures (registry: PromRegistry): () => void {
-  // One per registry: a second plugin instance sharing it leaves it to the first.
-  if (typeof failedSpans() !== 'number' || registry.getSingleMetric(EXPORT_FAILED_NAME) !== undefined) return () => {}
-  const metric = new ExportFailures()
-  registry.registerMetric(metric as any)
-  return () => { if (registry.getSingleMetric(EXPORT_FAILED_NAME) === metric) registry.removeSingleMetric(EXPORT_FAILED_NAME) }
+  const mine: LostSpans[] = []
+  for (const [name, count, help] of COUNTERS) {
+    // One per registry: a second plugin instance sharing it leaves it to the first.
+    if (typeof counted(count) !== 'number' || registry.getSingleMetric(name) !== undefined) continue
+    const metric = new LostSpans(name, count, help)
+    registry.registerMetric(metric as any)
+    mine.push(metric)
+  }
+  return () => {
+    for (const metric of mine) if (registry.getSingleMetric(metric.name) === metric) registry.removeSingleMetric(metric.name)
+  }
 }

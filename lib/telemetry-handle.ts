@@ -10,6 +10,8 @@ export interface FlushableHandle {
   shutdown?: () => Promise<void>
   /** Spans in failed exports (lib/sdk/export-watch.ts), served at /metrics (lib/export-failures.ts). */
   failedSpans?: number
+  /** Spans dropped with the batch queue full (lib/sdk/queue-watch.ts), served at /metrics too. */
+  droppedSpans?: number
 }
 
 /** The handle published by the last startTelemetry() call (e.g. from the preload), if any. */

@@ -7,7 +7,9 @@ import type { JaegerExporterConfig } from './exporter-config'
 import { withEnv } from './env'
 import { requireFromSdk, requireInstalled } from './packages'
 import { watchExports } from './export-watch'
-import type { ExportStats } from './export-watch'
+import { watchQueue } from './queue-watch'
+import { lossWarning } from './span-loss'
+import type { SpanLoss } from './span-loss'
 
 /** The part of @opentelemetry/sdk-trace used here (the same in 2.x and 3.x). */
 interface SdkTrace {
@@ -22,6 +24,9 @@ interface SdkTrace {
 }
 type ExporterClass<C> = new (config: C) => SpanExporter
 interface OtlpConfig { url?: string, headers?: Record<string, string>, timeoutMillis?: number, compression?: string }
+
+/** sdk-trace's BatchSpanProcessor default maxQueueSize (OTEL_BSP_MAX_QUEUE_SIZE's default). */
+const DEFAULT_MAX_QUEUE_SIZE = 2048
 
 const OTLP_PACKAGES = {
   'http/protobuf': '@opentelemetry/exporter-trace-otlp-proto',
@@ -77,14 +82,19 @@ function destination (name: TraceExporterName | 'custom', r: ResolvedInternal): 
 
 /**
  * One processor per exporter: batched, except the console's (printed as each span ends). Batched
- * exporters are watched: their failed exports counted in `stats` and warned about (export-watch.ts).
+ * exporters are watched: their failed exports (export-watch.ts) and the spans their processor drops
+ * with its queue full (queue-watch.ts) counted in `loss` and warned about, once a minute at most.
  */
-export function buildSpanProcessors (r: ResolvedInternal, custom: SpanExporter | undefined, batch: BatchOptions, stats: ExportStats): SpanProcessor[] {
+export function buildSpanProcessors (r: ResolvedInternal, custom: SpanExporter | undefined, batch: BatchOptions, loss: SpanLoss): SpanProcessor[] {
   const t = sdkTrace()
   const named: Array<[TraceExporterName | 'custom', SpanExporter]> = custom !== undefined
     ? [['custom', custom]]
     : r.exporterNames.map(n => [n, buildExporter(n, r)])
-  return named.map(([name, exporter]) => exporter instanceof t.ConsoleSpanExporter
-    ? new t.SimpleSpanProcessor({ exporter })
-    : new t.BatchSpanProcessor({ ...batch, exporter: watchExports(exporter, destination(name, r), stats) }))
+  return named.map(([name, exporter]) => {
+    if (exporter instanceof t.ConsoleSpanExporter) return new t.SimpleSpanProcessor({ exporter })
+    const endpoint = destination(name, r)
+    const warn = lossWarning(loss)
+    return watchQueue(watchExports(exporter, endpoint, loss, warn), batch.maxQueueSize ?? DEFAULT_MAX_QUEUE_SIZE,
+      (watched, maxQueueSize) => new t.BatchSpanProcessor({ ...batch, maxQueueSize, exporter: watched }), endpoint, loss, warn)
+  })
 }

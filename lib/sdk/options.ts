@@ -158,11 +158,17 @@ export interface TelemetryHandle {
   shutdown(): Promise<void>
   readonly isShutdown: boolean
   /**
-   * Spans in exports that failed (collector down, unreachable, timed out): lost. Spans the batch
-   * processor drops when its queue is full (maxQueueSize) are not seen here. Served by the plugin
-   * at /metrics as `fastify_observability_spans_export_failed_total`.
+   * Spans in exports that failed (collector down, unreachable, timed out): lost. Served by the
+   * plugin at /metrics as `fastify_observability_spans_export_failed_total`.
    */
   readonly failedSpans: number
+  /**
+   * Spans the batch span processor dropped because its queue was full (`batch.maxQueueSize`):
+   * spans ended faster than they were exported (collector slow or black-holed). Lost, never
+   * exported, so never in `failedSpans`. Served by the plugin at /metrics as
+   * `fastify_observability_spans_dropped_total`.
+   */
+  readonly droppedSpans: number
 }
 
 export interface ShutdownHooksOptions {

@@ -5,7 +5,7 @@ import type { NodeSDKConfiguration, Sampler, TelemetryHandle, TelemetryOptions }
 import { envString, withEnv } from './env'
 import { resolveInternal } from './config'
 import { buildSampler, buildSpanProcessors } from './exporters'
-import type { ExportStats } from './export-watch'
+import type { SpanLoss } from './span-loss'
 import { buildInstrumentations } from './instrumentations'
 import { buildResource } from './resource'
 import { requireSdkNode } from './packages'
@@ -64,6 +64,7 @@ export function startTelemetry (options: TelemetryOptions = {}): TelemetryHandle
       instrumentations: [],
       isShutdown: false,
       failedSpans: 0,
+      droppedSpans: 0,
       forceFlush: () => done,
       shutdown: () => done
     }
@@ -77,8 +78,8 @@ export function startTelemetry (options: TelemetryOptions = {}): TelemetryHandle
 function start (options: TelemetryOptions, env: NodeJS.ProcessEnv, resolved: ReturnType<typeof resolveInternal>): TelemetryHandle {
   const { NodeSDK } = requireSdkNode()
   const timeout = options.shutdownTimeoutMillis ?? DEFAULT_SHUTDOWN_TIMEOUT
-  const stats: ExportStats = { failedSpans: 0 }
-  const processors = buildSpanProcessors(resolved, options.traceExporter, resolved.batch, stats)
+  const loss: SpanLoss = { failedSpans: 0, droppedSpans: 0 }
+  const processors = buildSpanProcessors(resolved, options.traceExporter, resolved.batch, loss)
   if (options.spanProcessors) processors.push(...options.spanProcessors)
   const sampler: Sampler = resolved.sampler ?? buildSampler(resolved.public.sampler.name as Exclude<typeof resolved.public.sampler.name, 'custom'>, resolved.public.sampler.ratio ?? 1)
 
@@ -117,7 +118,8 @@ function start (options: TelemetryOptions, env: NodeJS.ProcessEnv, resolved: Ret
     config: resolved.public,
     instrumentations: instrumentations.map(i => i.instrumentationName),
     get isShutdown () { return isShutdown },
-    get failedSpans () { return stats.failedSpans },
+    get failedSpans () { return loss.failedSpans },
+    get droppedSpans () { return loss.droppedSpans },
     forceFlush () {
       if (shutdownPromise) return shutdownPromise
       return withTimeout(Promise.all(processors.map(p => p.forceFlush())), timeout, 'flush')

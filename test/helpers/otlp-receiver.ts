@@ -560,7 +560,12 @@ export interface OtlpReceiver extends SpanCollector {
   close (): Promise<void>
 }
 
-export async function startOtlpReceiver (): Promise<OtlpReceiver> {
+/**
+ * `blackHole`: a collector that is there but never answers (accepts the connection, reads and
+ * records each export request, sends nothing back), as a hung or overloaded one does: the
+ * exporter waits for its own timeout.
+ */
+export async function startOtlpReceiver (options: { blackHole?: boolean } = {}): Promise<OtlpReceiver> {
   const collector = new SpanCollector()
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     void (async () => {
@@ -586,6 +591,7 @@ export async function startOtlpReceiver (): Promise<OtlpReceiver> {
           return
         }
         collector.add(spans, { path, contentType, contentEncoding, bytes: body.length, spanCount: spans.length, receivedAt: Date.now() })
+        if (options.blackHole === true) return
         // An empty ExportTraceServiceResponse is success in both encodings.
         if (contentType === 'application/json') res.writeHead(200, { 'content-type': 'application/json' }).end('{}')
         else res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end()
