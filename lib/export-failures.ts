@@ -3,8 +3,11 @@
 // (collector down or unreachable), and `fastify_observability_spans_dropped_total`, the spans the
 // batch span processor dropped with its queue full (collector too slow or black-holed). Two counters,
 // not one with a reason label: the first name was already served, and each says where the spans were
-// lost. The plugin never loads the SDK: without a handle that counts them (no preload, no
-// startTelemetry), the metrics are not there.
+// lost. The plugin never loads the SDK, and the handle may be published after register
+// (startTelemetry() called later): the counters are always registered, and whether there is a
+// count is decided at each scrape. Without a handle that counts them (no preload, no
+// startTelemetry), they are served with no sample: a family's HELP and TYPE alone, which
+// Prometheus accepts and stores nothing for.
 import type { PromRegistry } from './options'
 import { publishedHandle } from './telemetry-handle'
 import type { FlushableHandle } from './telemetry-handle'
@@ -28,16 +31,19 @@ class LostSpans {
   constructor (readonly name: string, private readonly count: Count, readonly help: string) {}
   reset (): void {}
   async get (): Promise<{ name: string, help: string, type: string, aggregator: string, values: any[] }> {
-    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: [{ labels: {}, value: counted(this.count) ?? 0 }] }
+    const value = counted(this.count)
+    // No sample rather than a 0: without a counting SDK there is no count, and a 0 would read as
+    // "nothing lost" to an alert.
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: typeof value === 'number' ? [{ labels: {}, value }] : [] }
   }
 }
 
-/** Registers the counters when a handle counts losses; returns what removes them on close. */
+/** Registers the counters; returns what removes them on close. */
 export function serveExportFailures (registry: PromRegistry): () => void {
   const mine: LostSpans[] = []
   for (const [name, count, help] of COUNTERS) {
     // One per registry: a second plugin instance sharing it leaves it to the first.
-    if (typeof counted(count) !== 'number' || registry.getSingleMetric(name) !== undefined) continue
+    if (registry.getSingleMetric(name) !== undefined) continue
     const metric = new LostSpans(name, count, help)
     registry.registerMetric(metric as any)
     mine.push(metric)

@@ -6,6 +6,7 @@ import Fastify from 'fastify'
 import { ROOT_CONTEXT } from '@opentelemetry/api'
 import observability from '../lib/index'
 import { DROPPED_NAME, EXPORT_FAILED_NAME } from '../lib/export-failures'
+import { publishedHandle, publishHandle, TELEMETRY_HANDLE_SYMBOL } from '../lib/telemetry-handle'
 import { requireFromSdk } from '../lib/sdk/packages'
 import { watchExports } from '../lib/sdk/export-watch'
 import { watchQueue } from '../lib/sdk/queue-watch'
@@ -47,11 +48,39 @@ t.test('collector down: lost spans counted at /metrics, one warning naming the e
   t.match(warnings[0], `spans could not be exported to ${dead}/v1/traces`)
 })
 
-t.test('no preload, no SDK handle: no such metric', async (t) => {
+t.test('no preload, no SDK handle: the counters are there with no sample', async (t) => {
   const app = Fastify()
   t.teardown(() => app.close())
   await app.register(observability, { metrics: { defaultMetrics: false } })
-  t.notMatch((await app.inject('/metrics')).body, EXPORT_FAILED_NAME)
+  const text = (await app.inject('/metrics')).body
+  for (const name of [EXPORT_FAILED_NAME, DROPPED_NAME]) {
+    t.match(text, `# TYPE ${name} counter`, `${name}: HELP and TYPE`)
+    t.notMatch(text, new RegExp(`^${name}[ {]`, 'm'), `${name}: no sample (no count, not a 0)`)
+  }
+})
+
+// The SDK handle published after the plugin registered (startTelemetry() called later): the
+// counters are decided at each scrape, not at register. Both renderings, the plugin's and the
+// client's own (what an aggregator or a route of yours would serve), checked by promtool.
+t.test('a handle published after register: the counts appear at the next scrape', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(observability, { metrics: { defaultMetrics: false } })
+  t.equal(publishedHandle(), undefined, 'no handle at register')
+  const skip = skipReasonIfAbsent()
+  const renderings = async (): Promise<string[]> => [(await app.inject('/metrics')).body, await app.metrics!.registry.metrics()]
+  for (const text of await renderings()) {
+    t.notMatch(text, new RegExp(`^(${EXPORT_FAILED_NAME}|${DROPPED_NAME}) `, 'm'), 'no sample before')
+    if (skip === null) t.same((await promtoolCheckMetrics(text)).lines, [], 'promtool check metrics: clean with headers and no sample')
+  }
+
+  publishHandle({ failedSpans: 7, droppedSpans: 3 })
+  t.teardown(() => { delete (globalThis as Record<symbol, unknown>)[TELEMETRY_HANDLE_SYMBOL] })
+  for (const text of await renderings()) {
+    t.equal(failed(text), 7, `${EXPORT_FAILED_NAME} read from the handle`)
+    t.equal(dropped(text), 3, `${DROPPED_NAME} read from the handle`)
+    if (skip === null) t.same((await promtoolCheckMetrics(text)).lines, [], 'promtool check metrics: clean')
+  }
 })
 
 // The mirror of the batch processor's queue (lib/sdk/queue-watch.ts) against the real

@@ -9,6 +9,7 @@ import { Agent, get } from 'node:http'
 import observability from '../lib/index'
 import type { PromClientModule, PromRegistry } from '../lib/options'
 import { render } from '../lib/exposition'
+import { DROPPED_NAME, EXPORT_FAILED_NAME } from '../lib/export-failures'
 import { ScrapeFaults, SCRAPE_ERRORS_NAME, scrapeDeadlineMs, waitersOn } from '../lib/scrape-faults'
 import { promtoolCheckMetrics, skipReasonIfAbsent } from './helpers/prometheus'
 
@@ -58,7 +59,9 @@ for (const name of CLIENTS) {
     const errorsName = SCRAPE_ERRORS_NAME // not under metrics.prefix
     const text = await app.inject('/metrics')
     t.equal(text.statusCode, 200)
-    t.same(families(text.body), ['shop_http_server_request_duration_seconds', 'shop_http_server_active_requests', 'orders_placed_total', 'queue_depth', errorsName],
+    // The lost-span counters (lib/export-failures.ts) are always registered, with no sample here.
+    const lost = [EXPORT_FAILED_NAME, DROPPED_NAME]
+    t.same(families(text.body), ['shop_http_server_request_duration_seconds', 'shop_http_server_active_requests', ...lost, 'orders_placed_total', 'queue_depth', errorsName],
       'the 4 healthy families are served, the 2 broken ones are not, the fault counter last')
     t.match(text.body, new RegExp(`^${errorsName}\\{metric="broken_sync",reason="error"\\} 1\n${errorsName}\\{metric="broken_async",reason="error"\\} 1\n$`, 'm'),
       'this scrape\'s faults, counted in it')
@@ -68,7 +71,7 @@ for (const name of CLIENTS) {
 
     const om = await app.inject({ url: '/metrics', headers: { accept: OPENMETRICS } })
     t.equal(om.statusCode, 200)
-    t.same(families(om.body), ['shop_http_server_request_duration_seconds', 'shop_http_server_active_requests', 'orders_placed', 'queue_depth', errorsName.slice(0, -'_total'.length)],
+    t.same(families(om.body), ['shop_http_server_request_duration_seconds', 'shop_http_server_active_requests', ...lost.map(n => n.slice(0, -'_total'.length)), 'orders_placed', 'queue_depth', errorsName.slice(0, -'_total'.length)],
       'OpenMetrics: the same')
     t.match(om.body, new RegExp(`^${errorsName}\\{metric="broken_sync",reason="error"\\} 2\n`, 'm'), 'OpenMetrics: the second scrape\'s fault counted')
     t.ok(om.body.endsWith('# EOF\n'), 'a complete OpenMetrics exposition')

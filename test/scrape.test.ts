@@ -8,6 +8,7 @@ import observability from '../lib/index'
 import { render } from '../lib/exposition'
 import { SeriesHistogram, SeriesGauge } from '../lib/instruments'
 import { defaultLabelsOf } from '../lib/default-labels'
+import { DROPPED_NAME, EXPORT_FAILED_NAME } from '../lib/export-failures'
 
 const OPENMETRICS = 'application/openmetrics-text; version=1.0.0'
 
@@ -32,6 +33,8 @@ async function independentRender (registry: client.Registry, openMetrics: boolea
       const g = new SeriesGauge(m.name, m.help, m.labelName)
       for (const [key, s] of m.series) g.seriesFor(key).value = s.value
       copy.registerMetric(g as any)
+    } else if ((m as { name: string }).name === EXPORT_FAILED_NAME || (m as { name: string }).name === DROPPED_NAME) {
+      copy.registerMetric(m as any) // the lost-span counters: no state of their own, nothing cached
     } else {
       throw new Error('only the plugin instruments are expected here')
     }
