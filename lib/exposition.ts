@@ -13,6 +13,9 @@ import { planHistogram, renderRun } from './exposition-cache'
 import { defaultLabelsOf } from './default-labels'
 import type { HistogramPlan } from './exposition-cache'
 import { ScrapeErrors, ScrapeFaults, scrapeDeadlineMs, standaloneFaults } from './scrape-faults'
+import { encodeGenericFamily, encodeHistogramMetric, frameFamily, prefersProtobuf, PROTOBUF_CONTENT_TYPE } from './exposition-protobuf'
+import type { NativePart } from './exposition-protobuf'
+import type { NativeBuckets } from './native-histogram'
 import { DEFAULT_SCRAPE_TIMEOUT } from './options'
 
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
@@ -56,10 +59,17 @@ export function prefersOpenMetrics (accept: string | undefined): boolean {
  * socket write, and what it sends is still the state of the moment it came in.
  */
 interface Plan {
-  openMetrics: boolean
+  format: Format
   defaults: Record<string, unknown> | null
-  parts: Array<Buffer | HistogramPlan>
+  /** A SeriesHistogram: one of the plugin's histograms, encoded in protobuf a series at a time. */
+  parts: Array<Buffer | HistogramPlan | SeriesHistogram>
 }
+
+/**
+ * The three expositions. The protobuf one is only offered with metrics.nativeHistograms on: it is
+ * the only format that carries them, and an app without them keeps being scraped as before.
+ */
+export type Format = 'text' | 'openmetrics' | 'protobuf'
 
 /** Bytes per slice written to the response: big enough to keep per-write costs small. */
 const SLICE_BYTES = 64 * 1024
@@ -70,11 +80,17 @@ const SLICE_BYTES = 64 * 1024
  */
 const SLICE_MS = 1
 
-async function prepare (registry: PromRegistry, openMetrics: boolean, faults: ScrapeFaults, deadlineMs?: number): Promise<Plan> {
+async function prepare (registry: PromRegistry, format: Format, faults: ScrapeFaults, deadlineMs?: number): Promise<Plan> {
+  const openMetrics = format === 'openmetrics'
+  const protobuf = format === 'protobuf'
   const metrics = registry.getMetricsAsArray()
   const probe = metrics.find((m) => m instanceof SeriesHistogram || m instanceof SeriesGauge)
   const defaults = probe === undefined ? null : await defaultLabelsOf(registry, probe)
   const deadline = faults.begin(deadlineMs)
+  // A metric's get() data, as it goes out in this format.
+  const renderer = protobuf
+    ? (data: any) => Buffer.concat(encodeGenericFamily(data, defaults))
+    : async (data: any) => Buffer.from(await renderGeneric({ get: () => data }, openMetrics, defaults))
   try {
     const parts: Array<Plan['parts'][number] | Promise<Buffer | null>> = []
     const counters: ScrapeErrors[] = []
@@ -86,28 +102,29 @@ async function prepare (registry: PromRegistry, openMetrics: boolean, faults: Sc
         since = performance.now()
       }
       if (metric instanceof SeriesHistogram) {
-        parts.push(planHistogram(metric, openMetrics, defaults))
-      } else if (metric instanceof SeriesGauge) {
+        parts.push(protobuf ? metric : planHistogram(metric, openMetrics, defaults))
+      } else if (metric instanceof SeriesGauge && !protobuf) {
         parts.push(Buffer.from(renderGauge(metric, openMetrics, defaults)))
       } else if (metric instanceof ScrapeErrors) {
         counters.push(metric)
       } else {
         // Not awaited here: one hung metric must not hold up the others' collection.
-        parts.push(faults.collect(metric, openMetrics, defaults, deadline))
+        parts.push(faults.collect(metric, renderer, deadline))
       }
     }
     const settled = (await Promise.all(parts)).filter((p) => p !== null)
     // The fault counter last, with this scrape's faults counted (the first one registers it).
     const own = faults.counter
     if (own !== null && !counters.includes(own) && registry.getSingleMetric(own.name) === own) counters.push(own)
-    for (const c of counters) settled.push(Buffer.from(await renderGeneric(c, openMetrics, defaults)))
-    return { openMetrics, defaults, parts: settled }
+    for (const c of counters) settled.push(await renderer(await c.get()))
+    return { format, defaults, parts: settled }
   } finally {
     deadline.end()
   }
 }
 
-async function * slices ({ openMetrics, defaults, parts }: Plan): AsyncGenerator<Buffer> {
+async function * slices ({ format, defaults, parts }: Plan): AsyncGenerator<Buffer> {
+  const openMetrics = format === 'openmetrics'
   let pending: Buffer[] = []
   let size = 0
   const take = (): Buffer => {
@@ -119,14 +136,27 @@ async function * slices ({ openMetrics, defaults, parts }: Plan): AsyncGenerator
   // The first slice in a turn of its own, not after the tail of prepare().
   await setImmediate()
   let since = performance.now()
-  const gap = openMetrics ? EMPTY : NEWLINE // the text format separates families by a blank line
+  const gap = format === 'text' ? NEWLINE : EMPTY // the text format separates families by a blank line
   for (let i = 0; i < parts.length; i++) {
     if (i > 0 && gap.length > 0) {
       pending.push(gap)
       size += gap.length
     }
     const part = parts[i]
-    if (!Buffer.isBuffer(part)) {
+    if (part instanceof SeriesHistogram) {
+      // Protobuf: each series encoded as it comes (its counts, sum and native buckets read in one
+      // go), the family framed around them once all are, yielding between series as the text does.
+      const metrics: Buffer[] = []
+      for (const s of part.series.values()) {
+        metrics.push(encodeHistogramMetric(s.labels, defaults, part.upperBounds, s.counts, s.sum, s.count, s.exemplars, s.native === null ? null : nativePart(s.native)))
+        if (performance.now() - since >= SLICE_MS) {
+          await setImmediate()
+          since = performance.now()
+        }
+      }
+      if (size > 0) yield take()
+      for (const b of frameFamily(part.name, part.help, 'histogram', metrics)) yield b
+    } else if (!Buffer.isBuffer(part)) {
       const m = part.metric
       const head = Buffer.from(header(m.name, m.help, 'histogram', openMetrics))
       pending.push(head)
@@ -163,11 +193,30 @@ async function * slices ({ openMetrics, defaults, parts }: Plan): AsyncGenerator
   if (size > 0) yield take()
 }
 
-/** The exposition of a registry as one fresh Buffer, in Prometheus text 0.0.4 or OpenMetrics 1.0.0. */
-export async function renderBuffer (registry: PromRegistry, openMetrics: boolean, faults = standaloneFaults(registry, DEFAULT_SCRAPE_TIMEOUT), deadlineMs?: number): Promise<Buffer> {
+/** The spans and deltas of a series' native buckets, as encodeHistogramMetric takes them. */
+function nativePart (n: NativeBuckets): NativePart {
+  const positive = n.positive()
+  const negative = n.negative()
+  return {
+    schema: n.schema,
+    zeroThreshold: n.zeroThreshold,
+    zeroCount: n.zeroCount,
+    positiveSpans: positive.spans,
+    positiveDeltas: positive.deltas,
+    negativeSpans: negative.spans,
+    negativeDeltas: negative.deltas
+  }
+}
+
+/**
+ * The exposition of a registry as one fresh Buffer, in Prometheus text 0.0.4 or OpenMetrics 1.0.0
+ * (`openMetrics` true), or a Format.
+ */
+export async function renderBuffer (registry: PromRegistry, openMetrics: boolean | Format, faults = standaloneFaults(registry, DEFAULT_SCRAPE_TIMEOUT), deadlineMs?: number): Promise<Buffer> {
   const out: Buffer[] = []
   let length = 0
-  for await (const b of slices(await prepare(registry, openMetrics, faults, deadlineMs))) {
+  const format: Format = typeof openMetrics === 'string' ? openMetrics : openMetrics ? 'openmetrics' : 'text'
+  for await (const b of slices(await prepare(registry, format, faults, deadlineMs))) {
     out.push(b)
     length += b.length
   }
@@ -178,7 +227,7 @@ const EMPTY = Buffer.alloc(0)
 const NEWLINE = Buffer.from('\n')
 const EOF = Buffer.from('# EOF\n')
 
-export async function render (registry: PromRegistry, openMetrics: boolean, faults?: ScrapeFaults): Promise<string> {
+export async function render (registry: PromRegistry, openMetrics: boolean | Exclude<Format, 'protobuf'>, faults?: ScrapeFaults): Promise<string> {
   return (await renderBuffer(registry, openMetrics, faults)).toString('utf8')
 }
 
@@ -188,9 +237,9 @@ export type MetricsHandler = (request: FastifyRequest, reply: FastifyReply) => P
  * A ready-made route handler, also exposed on the instance for users who serve it elsewhere.
  * It answers a fresh Buffer, which the caller may keep.
  */
-export function createMetricsHandler (registry: PromRegistry, faults: ScrapeFaults): MetricsHandler {
+export function createMetricsHandler (registry: PromRegistry, faults: ScrapeFaults, protobuf = false): MetricsHandler {
   return async function metricsHandler (request, reply) {
-    const body = await renderBuffer(registry, negotiate(request, reply), faults, scraperDeadline(request, faults))
+    const body = await renderBuffer(registry, negotiate(request, reply, protobuf), faults, scraperDeadline(request, faults))
     keepAliveUnlessClosing(reply, faults)
     return body
   }
@@ -208,11 +257,18 @@ function keepAliveUnlessClosing (reply: FastifyReply, faults: ScrapeFaults): voi
   if (faults.closing) reply.header('connection', 'close')
 }
 
-/** Picks the format from the Accept header and sets the content type: true for OpenMetrics. */
-function negotiate (request: FastifyRequest, reply: FastifyReply): boolean {
-  const openMetrics = prefersOpenMetrics(request.headers.accept)
-  reply.header('content-type', openMetrics ? OPENMETRICS_CONTENT_TYPE : PROMETHEUS_CONTENT_TYPE)
-  return openMetrics
+/** Picks the format from the Accept header (protobuf only when offered) and sets the content type. */
+function negotiate (request: FastifyRequest, reply: FastifyReply, protobuf: boolean): Format {
+  const accept = request.headers.accept
+  const format: Format = protobuf && prefersProtobuf(accept) ? 'protobuf' : prefersOpenMetrics(accept) ? 'openmetrics' : 'text'
+  reply.header('content-type', CONTENT_TYPES[format])
+  return format
+}
+
+const CONTENT_TYPES: Record<Format, string> = {
+  text: PROMETHEUS_CONTENT_TYPE,
+  openmetrics: OPENMETRICS_CONTENT_TYPE,
+  protobuf: PROTOBUF_CONTENT_TYPE
 }
 
 /**
@@ -223,9 +279,9 @@ function negotiate (request: FastifyRequest, reply: FastifyReply): boolean {
  * the same time cannot corrupt each other. A client that goes away destroys the stream, which ends
  * the rendering.
  */
-export function createEndpointHandler (registry: PromRegistry, faults: ScrapeFaults): (request: FastifyRequest, reply: FastifyReply) => Promise<Readable> {
+export function createEndpointHandler (registry: PromRegistry, faults: ScrapeFaults, protobuf = false): (request: FastifyRequest, reply: FastifyReply) => Promise<Readable> {
   return async function metricsEndpoint (request, reply) {
-    const plan = await prepare(registry, negotiate(request, reply), faults, scraperDeadline(request, faults))
+    const plan = await prepare(registry, negotiate(request, reply, protobuf), faults, scraperDeadline(request, faults))
     keepAliveUnlessClosing(reply, faults)
     return Readable.from(slices(plan), { objectMode: false, highWaterMark: SLICE_BYTES })
   }

@@ -3,7 +3,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { resolveOptions, DEFAULT_BUCKETS } from './options'
 import { ObservabilityOptionError, AlreadyRegisteredError } from './errors'
-import type { ObservabilityOptions, MetricsOptions, MetricsGuard, TracingOptions, DiscoveryOptions, PromRegistry, PromClientModule, CustomLabelFn } from './options'
+import type { ObservabilityOptions, MetricsOptions, NativeHistogramOptions, MetricsGuard, TracingOptions, DiscoveryOptions, PromRegistry, PromClientModule, CustomLabelFn } from './options'
 import { createRoutePolicy } from './route-policy'
 import { createRouteStates } from './route-state'
 import { observeRequests } from './observation'
@@ -15,6 +15,7 @@ import { serveExportFailures } from './export-failures'
 import { ScrapeFaults } from './scrape-faults'
 import { createMetricsHandler, createEndpointHandler, render, prefersOpenMetrics, PROMETHEUS_CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE } from './exposition'
 import type { MetricsHandler } from './exposition'
+import { PROTOBUF_CONTENT_TYPE } from './exposition-protobuf'
 
 /** What the plugin decorates the Fastify instance with (as `fastify.metrics`) when metrics are on. */
 export interface ObservabilityMetrics {
@@ -76,7 +77,8 @@ function observability (fastify: FastifyInstance, opts: ObservabilityOptions, do
     // preClose: before the server waits for the requests in flight, a hung scrape among them.
     fastify.addHook('preClose', function answerScrapesNow (done) { faults.abort(); done() })
     fastify.addHook('onClose', async function releaseScrapeFaults () { faults.release() })
-    const handler = createMetricsHandler(registry, faults)
+    const protobuf = metrics.options.nativeHistograms !== null
+    const handler = createMetricsHandler(registry, faults, protobuf)
     fastify.decorate('metrics', {
       registry,
       client: metrics.options.client,
@@ -92,7 +94,7 @@ function observability (fastify: FastifyInstance, opts: ObservabilityOptions, do
         config: { metrics: false, tracing: false },
         // The user's guard (token, allow-list) runs before the scrape is rendered.
         ...(metrics.options.guard.length > 0 ? { onRequest: metrics.options.guard } : {}),
-        handler: createEndpointHandler(registry, faults)
+        handler: createEndpointHandler(registry, faults, protobuf)
       })
     }
   }
@@ -128,9 +130,10 @@ export {
   ACTIVE_NAME,
   prefersOpenMetrics,
   PROMETHEUS_CONTENT_TYPE,
-  OPENMETRICS_CONTENT_TYPE
+  OPENMETRICS_CONTENT_TYPE,
+  PROTOBUF_CONTENT_TYPE
 }
-export type { ObservabilityOptions, MetricsOptions, MetricsGuard, TracingOptions, DiscoveryOptions, PromRegistry, PromClientModule, CustomLabelFn, MetricsHandler }
+export type { ObservabilityOptions, MetricsOptions, NativeHistogramOptions, MetricsGuard, TracingOptions, DiscoveryOptions, PromRegistry, PromClientModule, CustomLabelFn, MetricsHandler }
 
 // require('fastify-observability') returns the plugin itself, as with every Fastify plugin;
 // .default and the named exports stay reachable on it.

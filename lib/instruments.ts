@@ -6,6 +6,8 @@
 // hashing and no validation per call (prom-client's own child.observe() does all three every call).
 import { probeSample } from './default-labels'
 import { resyncWallClock } from './wall-clock'
+import { NativeBuckets } from './native-histogram'
+import type { NativeHistogramConfig } from './native-histogram'
 
 export interface Exemplar {
   labelSet: Record<string, string>
@@ -26,12 +28,15 @@ export class HistogramSeries {
    * the same contents: the exposition's cache (lib/exposition-cache.ts) relies on it.
    */
   epoch = 0
+  /** The same observations in sparse exponential buckets (metrics.nativeHistograms); null when off. */
+  readonly native: NativeBuckets | null
   private readonly bounds: readonly number[]
 
-  constructor (labels: Record<string, string>, bounds: readonly number[]) {
+  constructor (labels: Record<string, string>, bounds: readonly number[], native: NativeHistogramConfig | null = null) {
     this.labels = labels
     this.bounds = bounds
     this.counts = new Array(bounds.length + 1).fill(0)
+    this.native = native === null ? null : new NativeBuckets(native)
   }
 
   observe (value: number): number {
@@ -41,6 +46,7 @@ export class HistogramSeries {
     this.counts[i]++
     this.sum += value
     this.count++
+    if (this.native !== null) this.native.observe(value)
     return i
   }
 
@@ -92,7 +98,7 @@ export class SeriesHistogram {
   overflowed = false
 
   constructor (readonly name: string, readonly help: string, readonly labelNames: readonly string[], readonly upperBounds: readonly number[],
-    readonly maxSeries = Infinity, readonly overflowKeeps = 0) {}
+    readonly maxSeries = Infinity, readonly overflowKeeps = 0, readonly native: NativeHistogramConfig | null = null) {}
 
   /** The series for these label values (in labelNames order), created on first use. */
   seriesFor (values: readonly string[]): HistogramSeries {
@@ -111,7 +117,7 @@ export class SeriesHistogram {
   private create (key: string, values: readonly string[]): HistogramSeries {
     const labels: Record<string, string> = {}
     for (let i = 0; i < this.labelNames.length; i++) labels[this.labelNames[i]] = values[i]
-    const s = new HistogramSeries(labels, this.upperBounds)
+    const s = new HistogramSeries(labels, this.upperBounds, this.native)
     this.series.set(key, s)
     return s
   }
@@ -121,6 +127,7 @@ export class SeriesHistogram {
     for (const s of this.series.values()) {
       s.counts.fill(0)
       s.exemplars?.fill(null)
+      s.native?.reset()
       s.sum = 0
       s.count = 0
       s.epoch++

@@ -158,7 +158,8 @@ export class HttpMetrics {
       // routes (an app of thousands of routes is not an overflow). An overflow series keeps method, route
       // and status, so request rates, error ratios and latency by route stay right.
       options.customLabels.length > 0 ? options.maxSeries : Infinity,
-      3
+      3,
+      options.nativeHistograms
     ))
     this.active = this.adopt(new SeriesGauge(options.prefix + ACTIVE_NAME, 'Number of HTTP server requests in flight.', 'http_request_method'))
     this.unmatched = new RouteMetrics(this, UNMATCHED_ROUTE)
@@ -277,7 +278,8 @@ export class HttpMetrics {
 
 function sameShape (a: any, b: any): boolean {
   if (a instanceof SeriesHistogram) {
-    return a.labelNames.join() === b.labelNames.join() && a.upperBounds.join() === b.upperBounds.join()
+    return a.labelNames.join() === b.labelNames.join() && a.upperBounds.join() === b.upperBounds.join() &&
+      JSON.stringify(a.native) === JSON.stringify(b.native)
   }
   return a.labelName === b.labelName
 }

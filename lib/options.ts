@@ -6,6 +6,8 @@ import { resolve as resolvePath } from 'node:path'
 import { parseAddress } from './discovery'
 import { MetricsClientMissingError, ObservabilityOptionError } from './errors'
 import { installedClient } from './metrics-client'
+import { DEFAULT_NATIVE_CONFIG, MAX_SCHEMA, MIN_SCHEMA } from './native-histogram'
+import type { NativeHistogramConfig } from './native-histogram'
 import type { FastifyReply, FastifyRequest, onRequestHookHandler, onRequestAsyncHookHandler } from 'fastify'
 import type { TracerProvider, Span } from '@opentelemetry/api'
 
@@ -75,6 +77,23 @@ export interface MetricsOptions {
    * that takes longer, like one that throws, is left out of that scrape. Default 5000.
    */
   scrapeTimeout?: number
+  /**
+   * Also keep the duration histogram as a Prometheus native histogram (sparse exponential
+   * buckets, no bucket layout to choose), served in the protobuf exposition to a Prometheus that
+   * asks for it; text and OpenMetrics stay classic. `true` for the defaults, or their settings.
+   * Default false.
+   */
+  nativeHistograms?: boolean | NativeHistogramOptions
+}
+
+/** Settings of metrics.nativeHistograms (docs/native-histograms.md). */
+export interface NativeHistogramOptions {
+  /** Resolution: bucket boundaries grow by 2^(2^-schema); -4 to 8. Default 3 (about 9% wide). */
+  schema?: number
+  /** Values whose magnitude is at most this go to the zero bucket. Default 2^-128. */
+  zeroThreshold?: number
+  /** Most populated buckets per series; beyond it the resolution is halved. Default 160. */
+  maxBuckets?: number
 }
 
 export interface TracingOptions {
@@ -141,6 +160,8 @@ export interface ResolvedMetrics {
   customLabelsOnSpan: boolean
   scrapeTimeout: number
   maxSeries: number
+  /** null: classic buckets only. */
+  nativeHistograms: NativeHistogramConfig | null
 }
 
 export interface ResolvedTracing {
@@ -184,7 +205,7 @@ const RESERVED_LABELS = new Set(['http_request_method', 'http_route', 'http_resp
 
 // prefix/logLevel/logSerializers are Fastify's own register options, passed along to every plugin.
 const TOP_KEYS = ['include', 'exclude', 'metrics', 'tracing', 'discovery', 'prefix', 'logLevel', 'logSerializers']
-const METRICS_KEYS = ['endpoint', 'guard', 'prefix', 'buckets', 'groupStatusCodes', 'customLabels', 'defaultMetrics', 'registry', 'client', 'exemplars', 'customLabelsOnSpan', 'scrapeTimeout', 'maxSeries']
+const METRICS_KEYS = ['endpoint', 'guard', 'prefix', 'buckets', 'groupStatusCodes', 'customLabels', 'defaultMetrics', 'registry', 'client', 'exemplars', 'customLabelsOnSpan', 'scrapeTimeout', 'maxSeries', 'nativeHistograms']
 const TRACING_KEYS = ['tracerProvider', 'requestHook', 'captureQuery', 'responseHeader', 'logIds']
 const DISCOVERY_KEYS = ['directory', 'labels', 'address']
 /** Headers whose meaning a trace id would break: not accepted as tracing.responseHeader. */
@@ -331,8 +352,27 @@ function resolveMetrics (value: unknown): ResolvedMetrics | false {
     exemplars: checkBoolean(o.exemplars, 'metrics.exemplars') ?? true,
     customLabelsOnSpan: checkBoolean(o.customLabelsOnSpan, 'metrics.customLabelsOnSpan') ?? false,
     scrapeTimeout: resolveScrapeTimeout(o.scrapeTimeout),
-    maxSeries: resolveMaxSeries(o.maxSeries)
+    maxSeries: resolveMaxSeries(o.maxSeries),
+    nativeHistograms: resolveNativeHistograms(o.nativeHistograms)
   }
+}
+
+function resolveNativeHistograms (value: unknown): NativeHistogramConfig | null {
+  if (value === undefined || value === false) return null
+  if (value === true) value = {}
+  if (!isPlainObject(value)) throw new ObservabilityOptionError('metrics.nativeHistograms', value, 'must be a boolean or { schema, zeroThreshold, maxBuckets }')
+  checkKeys(value, ['schema', 'zeroThreshold', 'maxBuckets'], 'metrics.nativeHistograms.')
+  const { schema = DEFAULT_NATIVE_CONFIG.schema, zeroThreshold = DEFAULT_NATIVE_CONFIG.zeroThreshold, maxBuckets = DEFAULT_NATIVE_CONFIG.maxBuckets } = value
+  if (typeof schema !== 'number' || !Number.isInteger(schema) || schema < MIN_SCHEMA || schema > MAX_SCHEMA) {
+    throw new ObservabilityOptionError('metrics.nativeHistograms.schema', schema, `must be an integer from ${MIN_SCHEMA} to ${MAX_SCHEMA}`)
+  }
+  if (typeof zeroThreshold !== 'number' || !Number.isFinite(zeroThreshold) || zeroThreshold < 0) {
+    throw new ObservabilityOptionError('metrics.nativeHistograms.zeroThreshold', zeroThreshold, 'must be a finite number >= 0')
+  }
+  if (typeof maxBuckets !== 'number' || !Number.isSafeInteger(maxBuckets) || maxBuckets < 1) {
+    throw new ObservabilityOptionError('metrics.nativeHistograms.maxBuckets', maxBuckets, 'must be a positive integer')
+  }
+  return { schema, zeroThreshold, maxBuckets }
 }
 
 /** OpenTelemetry SDK's default cardinality limit per metric. */

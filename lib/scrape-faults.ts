@@ -8,7 +8,6 @@
 import { performance } from 'node:perf_hooks'
 import type { FastifyBaseLogger } from 'fastify'
 import type { PromRegistry } from './options'
-import { renderGeneric } from './exposition-format'
 
 export const SCRAPE_ERRORS_NAME = 'fastify_observability_scrape_errors_total'
 const SCRAPE_ERRORS_HELP = 'Metrics left out of a scrape because their collection failed (reason="error") or did not finish within metrics.scrapeTimeout (reason="timeout").'
@@ -150,8 +149,8 @@ export class ScrapeFaults {
     return this.errors ?? null
   }
 
-  /** A generic metric rendered under the deadline; null when it is left out of this scrape. */
-  async collect (metric: any, openMetrics: boolean, defaults: Record<string, unknown> | null, deadline: Deadline): Promise<Buffer | null> {
+  /** A generic metric's get() under the deadline, rendered; null when it is left out of this scrape. */
+  async collect (metric: any, render: (data: any) => Buffer | Promise<Buffer>, deadline: Deadline): Promise<Buffer | null> {
     try {
       const data = await getWithin(metric, deadline)
       if (data === CUT_OFF) {
@@ -159,7 +158,7 @@ export class ScrapeFaults {
         return null
       }
       // The data got under the deadline, formatted as any other metric's.
-      return Buffer.from(await renderGeneric({ get: () => data }, openMetrics, defaults))
+      return await render(data)
     } catch (err) {
       this.fault(metric, 'error', err)
       return null

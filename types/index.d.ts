@@ -17,6 +17,7 @@ declare const observability: typeof api.default & typeof api
 declare namespace observability {
   export type ObservabilityOptions = api.ObservabilityOptions
   export type MetricsOptions = api.MetricsOptions
+  export type NativeHistogramOptions = api.NativeHistogramOptions
   export type TracingOptions = api.TracingOptions
   export type DiscoveryOptions = api.DiscoveryOptions
   export type MetricsGuard = api.MetricsGuard
