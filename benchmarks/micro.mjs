@@ -29,10 +29,10 @@ const SC = { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba90
 const SPAN = { spanContext: () => SC, isRecording: () => true }
 
 /** The record step of a GET on one route, durations spread over the buckets. */
-function recordCase (exemplars) {
+function recordCase (exemplars, nativeHistograms = false) {
   const { HttpMetrics } = require(path.join(ROOT, 'dist/metrics.js'))
   const { resolveOptions } = require(path.join(ROOT, 'dist/options.js'))
-  const options = resolveOptions({ metrics: { defaultMetrics: false, exemplars } }).metrics
+  const options = resolveOptions({ metrics: { defaultMetrics: false, exemplars, nativeHistograms } }).metrics
   const series = new HttpMetrics(options).forRoute('/api/users/:id').forMethod('GET')
   const request = {}
   const reply = { statusCode: 200 }
@@ -45,7 +45,7 @@ function recordCase (exemplars) {
     },
     report: () => {
       const s = series.forStatus(200)
-      return { count: s.count, exemplars: (s.exemplars ?? []).filter((e) => e !== null).length }
+      return { count: s.count, exemplars: (s.exemplars ?? []).filter((e) => e !== null).length, nativeBuckets: s.native?.bucketCount ?? 0 }
     }
   }
 }
@@ -80,6 +80,7 @@ function logCase (level, ids, bindings = false) {
 export const CASES = {
   record: { make: () => recordCase(false), description: 'record step, sampled span, metrics.exemplars false' },
   'record-exemplar': { make: () => recordCase(true), description: 'record step, sampled span, exemplars on (the default with tracing)' },
+  'record-native': { make: () => recordCase(false, true), description: 'as record, with metrics.nativeHistograms on (schema 3): the difference is the native bucket step (issue #14)' },
   'log-filtered': { make: () => logCase('warn', false), description: "child logger + one info line filtered out by level 'warn'" },
   'log-filtered-ids': { make: () => logCase('warn', true), description: 'as log-filtered, with the log ids (tracing.logIds)' },
   'log-written': { make: () => logCase('info', false), description: "child logger + one 'request completed' line written (level info, /dev/null)" },

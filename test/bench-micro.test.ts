@@ -15,6 +15,8 @@ t.test('micro cases do what their names say', async (t) => {
   // 1,000 steps after 5,000 of warm-up, over 15 durations that land in the 15 buckets.
   t.match(cases.record, { count: 6000, exemplars: 0 }, 'exemplars off: recorded, no exemplar')
   t.match(cases['record-exemplar'], { count: 6000, exemplars: 15 }, 'exemplars on: one per bucket')
+  t.match(cases.record, { nativeBuckets: 0 }, 'native histograms off: no native bucket')
+  t.match(cases['record-native'], { count: 6000, exemplars: 0, nativeBuckets: 15 }, 'native histograms on: the 15 durations in 15 native buckets')
   t.match(cases['log-filtered'], { lines: 0, fields: [] })
   t.match(cases['log-filtered-ids'], { lines: 0, fields: ids }, 'the ids are set, the line is filtered')
   t.match(cases['log-written'], { lines: 6000, fields: [] })

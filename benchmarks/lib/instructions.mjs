@@ -25,6 +25,7 @@ export const INSTR_QUICK = { counts: [200, 600], warmup: 100, rounds: 1 }
 
 /** Reference and sampling variants measured in instructions only (not in the CPU-time set). */
 export const INSTR_EXTRA_VARIANTS = [
+  { name: 'plugin-metrics-native', kind: 'plugin', description: 'as plugin-metrics with metrics.nativeHistograms on: the difference is the native bucket step per request (issue #14)' },
   { name: 'plugin-metrics-nodefaults', kind: 'plugin', description: "this plugin, metrics only, prom-client's default metrics off: the hot path without their 10 ms event-loop-delay timer, whose share per request valgrind's slowdown inflates ~50x" },
   { name: 'context-with', kind: 'reference', description: 'floor for a request the sampler drops: same SDK set-up, one onRequest hook running the request in context.with(active().setValue(key, 1)), one shared \'close\' listener' },
   { name: 'plugin-full-sdk-sampled-out', kind: 'plugin', description: 'as plugin-full-sdk with ParentBased(TraceIdRatioBased(0)): every request dropped by the sampler' },
