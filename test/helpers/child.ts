@@ -59,6 +59,27 @@ export function startNodeApp<Ready> (t: Test, args: string[], env: NodeJS.Proces
   }
 }
 
+/**
+ * The first stdout line of the app that is a JSON object with `key`, parsed (its value): what the
+ * app printed when the event happened. Rejects if the app exits first.
+ */
+export function stdoutEvent<T> (app: NodeApp<unknown>, key: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const prefix = `{${JSON.stringify(key)}:`
+    const check = (): boolean => {
+      const line = app.stdout().split('\n').find(l => l.startsWith(prefix) && l.endsWith('}'))
+      if (line === undefined) return false
+      app.child.stdout!.off('data', onData)
+      resolve((JSON.parse(line) as Record<string, T>)[key])
+      return true
+    }
+    // After the app's own listener (registered by startNodeApp), which appends to stdout().
+    const onData = (): void => { check() }
+    app.child.stdout!.on('data', onData)
+    if (!check()) void app.exited.then(() => { if (!check()) reject(new Error(`app exited without printing ${prefix}...`)) })
+  })
+}
+
 /** The parent's env without OTEL_*, npm_package_* and tap's NODE_OPTIONS / coverage. */
 export function childEnv (extra: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {}
