@@ -111,6 +111,14 @@ export interface TracingOptions {
   responseHeader?: boolean | string
   /** Add `trace_id`, `span_id` and `trace_flags` to `request.log` of traced requests. Default true. */
   logIds?: boolean
+  /**
+   * Longest value, in UTF-16 code units, of the span attributes copied from the request (url.path,
+   * url.query, user_agent.original, server.address). Default: the limit startTelemetry() gave the
+   * SDK in code (`nodeSdk.spanLimits.attributeValueLengthLimit`), else
+   * OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT / OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT, else 1024. Set it
+   * to the `spanLimits.attributeValueLengthLimit` of a NodeSDK of your own. A positive integer.
+   */
+  maxAttributeLength?: number
 }
 
 export interface DiscoveryOptions {
@@ -171,6 +179,8 @@ export interface ResolvedTracing {
   /** 'traceresponse', a header of the user's (set to the trace id), or null. */
   responseHeader: string | null
   logIds: boolean
+  /** undefined: decided at the first recorded span (lib/tracing.ts, attributeLengthLimit). */
+  maxAttributeLength: number | undefined
 }
 
 export interface ResolvedDiscovery {
@@ -206,7 +216,7 @@ const RESERVED_LABELS = new Set(['http_request_method', 'http_route', 'http_resp
 // prefix/logLevel/logSerializers are Fastify's own register options, passed along to every plugin.
 const TOP_KEYS = ['include', 'exclude', 'metrics', 'tracing', 'discovery', 'prefix', 'logLevel', 'logSerializers']
 const METRICS_KEYS = ['endpoint', 'guard', 'prefix', 'buckets', 'groupStatusCodes', 'customLabels', 'defaultMetrics', 'registry', 'client', 'exemplars', 'customLabelsOnSpan', 'scrapeTimeout', 'maxSeries', 'nativeHistograms']
-const TRACING_KEYS = ['tracerProvider', 'requestHook', 'captureQuery', 'responseHeader', 'logIds']
+const TRACING_KEYS = ['tracerProvider', 'requestHook', 'captureQuery', 'responseHeader', 'logIds', 'maxAttributeLength']
 const DISCOVERY_KEYS = ['directory', 'labels', 'address']
 /** Headers whose meaning a trace id would break: not accepted as tracing.responseHeader. */
 const RESERVED_RESPONSE_HEADERS = new Set(['age', 'allow', 'cache-control', 'connection', 'content-encoding', 'content-length', 'content-location', 'content-range', 'content-type', 'date', 'etag', 'expires', 'keep-alive', 'last-modified', 'location', 'proxy-authenticate', 'retry-after', 'server', 'set-cookie', 'trailer', 'transfer-encoding', 'upgrade', 'vary', 'www-authenticate'])
@@ -411,8 +421,17 @@ function resolveTracing (value: unknown): ResolvedTracing | false {
     requestHook: o.requestHook,
     captureQuery: checkBoolean(o.captureQuery, 'tracing.captureQuery') ?? false,
     responseHeader: resolveResponseHeader(o.responseHeader),
-    logIds: checkBoolean(o.logIds, 'tracing.logIds') ?? true
+    logIds: checkBoolean(o.logIds, 'tracing.logIds') ?? true,
+    maxAttributeLength: resolveMaxAttributeLength(o.maxAttributeLength)
   }
+}
+
+function resolveMaxAttributeLength (value: unknown): number | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+    throw new ObservabilityOptionError('tracing.maxAttributeLength', value, 'must be a positive integer (UTF-16 code units)')
+  }
+  return value
 }
 
 function resolveResponseHeader (value: unknown): string | null {

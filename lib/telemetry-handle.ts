@@ -12,6 +12,8 @@ export interface FlushableHandle {
   failedSpans?: number
   /** Spans dropped with the batch queue full (lib/sdk/queue-watch.ts), served at /metrics too. */
   droppedSpans?: number
+  /** The span attribute value length limit given to the SDK in code: the plugin cuts there (lib/tracing.ts). */
+  attributeValueLengthLimit?: number
 }
 
 /** The handle published by the last startTelemetry() call (e.g. from the preload), if any. */

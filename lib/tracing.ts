@@ -11,6 +11,7 @@ import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import type { ResolvedTracing } from './options'
 import { KNOWN_METHODS, OTHER_METHOD, truncate } from './metrics'
 import { createAnnounce } from './trace-identity'
+import { publishedHandle } from './telemetry-handle'
 import type { Announce } from './trace-identity'
 
 const TRACER_NAME = 'fastify-observability'
@@ -24,11 +25,15 @@ const TRACER_VERSION: string = require('../package.json').version
 export const DEFAULT_ATTRIBUTE_LENGTH = 1024
 
 /**
- * OpenTelemetry's attribute value length limit when set (the span one first, as the SDK reads them),
- * else DEFAULT_ATTRIBUTE_LENGTH: the SDK cuts at that limit anyway, so the plugin never cuts shorter
- * than asked. Invalid values are ignored, as the SDK ignores them.
+ * The limit the SDK cuts attribute values at, when the plugin can know it, else
+ * DEFAULT_ATTRIBUTE_LENGTH: the SDK cuts there anyway, so the plugin never cuts shorter than asked.
+ * In the SDK's order: the limit given in code (`inCode`: startTelemetry's
+ * `nodeSdk.spanLimits.attributeValueLengthLimit`, published on its handle), then the environment
+ * (the span variable first). Invalid values are ignored, as the SDK ignores them. A NodeSDK of the
+ * user's own keeps its limits private: `tracing.maxAttributeLength` says it (and wins over all).
  */
-export function attributeLengthLimit (env: NodeJS.ProcessEnv = process.env): number {
+export function attributeLengthLimit (env: NodeJS.ProcessEnv = process.env, inCode?: number): number {
+  if (inCode !== undefined && Number.isSafeInteger(inCode) && inCode > 0) return inCode
   for (const name of ['OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT', 'OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT']) {
     const v = env[name]?.trim()
     if (v !== undefined && /^[0-9]+$/.test(v) && Number(v) > 0) return Number(v)
@@ -120,14 +125,18 @@ export class Tracing {
   /** Tells the request's trace to its log lines and its caller (lib/trace-identity.ts), if asked. */
   private readonly announce: Announce | null
   private announceFailed = false
-  /** Read once at register: see attributeLengthLimit. */
-  private readonly maxLength = attributeLengthLimit()
+  /**
+   * tracing.maxAttributeLength, else attributeLengthLimit() read once, at the first recorded span:
+   * an SDK (and the handle with its limit) may be started after register, and is by then.
+   */
+  private maxLength: number | undefined
 
   constructor (private readonly options: ResolvedTracing, rootLog: FastifyBaseLogger) {
     // The global API hands out a ProxyTracer that follows an SDK started after register.
     this.provider = options.tracerProvider ?? trace.getTracerProvider()
     this.tracer = this.provider.getTracer(TRACER_NAME, TRACER_VERSION)
     this.announce = createAnnounce(options.responseHeader, options.logIds, rootLog)
+    this.maxLength = options.maxAttributeLength
   }
 
   /**
@@ -177,7 +186,7 @@ export class Tracing {
   private lastAddress = ''
   private lastPort: number | undefined = undefined
 
-  private parseHost (host: string): void {
+  private parseHost (host: string, max: number): void {
     this.lastHost = host
     let address = host
     let port: string | undefined
@@ -194,7 +203,7 @@ export class Tracing {
     }
     // A malformed port (x:0x50, x:80abc, x:99999, x:) is no port, not a guess.
     const n = port !== undefined && PORT.test(port) ? Number(port) : NaN
-    this.lastAddress = truncate(address, this.maxLength)
+    this.lastAddress = truncate(address, max)
     this.lastPort = n > 0 && n < 65536 ? n : undefined
   }
 
@@ -202,12 +211,12 @@ export class Tracing {
   private describe (span: Span, request: FastifyRequest): void {
     const url = request.url
     const q = url.indexOf('?')
-    const max = this.maxLength
+    const max = this.maxLength ?? (this.maxLength = attributeLengthLimit(process.env, publishedHandle()?.attributeValueLengthLimit))
     span.setAttribute('url.path', truncate(q === -1 ? url : url.slice(0, q), max))
     if (this.options.captureQuery && q !== -1) span.setAttribute('url.query', truncate(url.slice(q + 1), max))
     span.setAttribute('url.scheme', request.protocol)
     const host = request.host // the Host header, or X-Forwarded-Host behind a trusted proxy
-    if (host !== this.lastHost) this.parseHost(host)
+    if (host !== this.lastHost) this.parseHost(host, max)
     if (this.lastAddress !== '') span.setAttribute('server.address', this.lastAddress)
     if (this.lastPort !== undefined) span.setAttribute('server.port', this.lastPort)
     if (request.ip) span.setAttribute('client.address', request.ip)

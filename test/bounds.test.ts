@@ -11,6 +11,9 @@ import observability from '../lib/index'
 import type { ObservabilityOptions } from '../lib/index'
 import { resolveOptions } from '../lib/options'
 import { parseSamples } from './helpers/metrics-text'
+import { publishHandle, TELEMETRY_HANDLE_SYMBOL } from '../lib/telemetry-handle'
+import { startOtlpReceiver } from './helpers/otlp-receiver'
+import { childEnv, getText, startNodeApp } from './helpers/child'
 
 const exporter = new InMemorySpanExporter()
 const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] })
@@ -179,6 +182,58 @@ t.test("OpenTelemetry's attribute value length limit, when set, is the limit", a
     await app.inject({ url: '/a', headers: { 'user-agent': 'u'.repeat(BIG) } })
     t.equal((serverAttributes()['user_agent.original'] as string).length, expected, `span ${span}, all ${all}`)
   }
+})
+
+t.test('tracing.maxAttributeLength: the limit, over the environment; anything but a positive integer fails register', async (t) => {
+  const saved = process.env.OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT
+  process.env.OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT = '2000'
+  t.teardown(() => {
+    if (saved === undefined) delete process.env.OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT
+    else process.env.OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT = saved
+  })
+  // A NodeSDK of the user's own with spanLimits.attributeValueLengthLimit 4096 in code: the plugin
+  // cannot read it, the option says it.
+  const { app } = await appWith(t, { tracing: { maxAttributeLength: 4096, captureQuery: true } })
+  await app.inject({ url: '/nowhere/' + 'p'.repeat(BIG) + '?' + 'q'.repeat(BIG), headers: { host: 'h'.repeat(BIG), 'user-agent': 'u'.repeat(BIG) } })
+  const a = serverAttributes()
+  t.same(['url.path', 'url.query', 'server.address', 'user_agent.original'].map(k => (a[k] as string).length), [4096, 4096, 4096, 4096], 'every copied attribute cut at 4096, not 2000 (env) or 1024')
+
+  for (const bad of [0, -1, 1.5, NaN, Infinity, '4096', null]) {
+    await t.rejects(Fastify().register(observability, { tracing: { maxAttributeLength: bad as any } }).ready(),
+      { name: 'ObservabilityOptionError', message: /tracing\.maxAttributeLength.*must be a positive integer/ }, `${String(bad)} rejected`)
+    // The value as lib/errors.ts shows every option's (JSON: NaN and Infinity read null there).
+    const shown = (JSON.stringify(bad) as string).replace(/[.[\]]/g, '\\$&')
+    t.throws(() => resolveOptions({ tracing: { maxAttributeLength: bad as any } }), { message: new RegExp(`option "tracing\\.maxAttributeLength" must be a positive integer .*, got ${shown}$`) }, `the error names the option and ${String(bad)}`)
+  }
+})
+
+t.test("startTelemetry's span limit in code (published on its handle) is the limit, over the environment", async (t) => {
+  const saved = process.env.OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT
+  process.env.OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT = '2000'
+  t.teardown(() => {
+    if (saved === undefined) delete process.env.OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT
+    else process.env.OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT = saved
+    delete (globalThis as Record<symbol, unknown>)[TELEMETRY_HANDLE_SYMBOL]
+  })
+  const { app } = await appWith(t)
+  // Published after register, as a startTelemetry() called later would: read at the first span.
+  publishHandle({ attributeValueLengthLimit: 3000 })
+  await app.inject({ url: '/a', headers: { 'user-agent': 'u'.repeat(BIG) } })
+  t.equal((serverAttributes()['user_agent.original'] as string).length, 3000)
+})
+
+t.test('end to end: startTelemetry({ nodeSdk: { spanLimits } }) and the plugin, exported over OTLP', async (t) => {
+  const rx = await startOtlpReceiver()
+  t.teardown(() => rx.close())
+  const app = startNodeApp<{ port: number }>(t, ['test/fixtures/telemetry-options.cjs'], childEnv({
+    FIXTURE_APP: '1',
+    FIXTURE_OPTIONS: JSON.stringify({ otlp: { endpoint: rx.tracesUrl }, batch: { scheduledDelayMillis: 600000 }, nodeSdk: { spanLimits: { attributeValueLengthLimit: 3000 } } })
+  }))
+  const { port } = await app.ready
+  t.equal((await getText(port, '/items/1', { 'user-agent': 'u'.repeat(BIG) })).status, 200)
+  t.same(await app.stop(), { code: 0, signal: null })
+  const [span] = await rx.waitFor(s => s.length >= 1, 5000)
+  t.equal((span.attributes['user_agent.original'] as string).length, 3000, 'cut where the SDK was told to cut, not at 1024')
 })
 
 t.test('Host is parsed strictly: a malformed port is no port', async (t) => {

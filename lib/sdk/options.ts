@@ -169,6 +169,12 @@ export interface TelemetryHandle {
    * `fastify_observability_spans_dropped_total`.
    */
   readonly droppedSpans: number
+  /**
+   * `nodeSdk.spanLimits.attributeValueLengthLimit`, when given: the plugin cuts the attributes it
+   * copies from the request (url.path, user_agent.original, ...) there rather than at its default
+   * 1024 or the OTEL_*ATTRIBUTE_VALUE_LENGTH_LIMIT variables, as the SDK puts code before them.
+   */
+  readonly attributeValueLengthLimit: number | undefined
 }
 
 export interface ShutdownHooksOptions {

@@ -65,6 +65,7 @@ export function startTelemetry (options: TelemetryOptions = {}): TelemetryHandle
       isShutdown: false,
       failedSpans: 0,
       droppedSpans: 0,
+      attributeValueLengthLimit: undefined,
       forceFlush: () => done,
       shutdown: () => done
     }
@@ -120,6 +121,7 @@ function start (options: TelemetryOptions, env: NodeJS.ProcessEnv, resolved: Ret
     get isShutdown () { return isShutdown },
     get failedSpans () { return loss.failedSpans },
     get droppedSpans () { return loss.droppedSpans },
+    attributeValueLengthLimit: userSdk.spanLimits?.attributeValueLengthLimit,
     forceFlush () {
       if (shutdownPromise) return shutdownPromise
       return withTimeout(Promise.all(processors.map(p => p.forceFlush())), timeout, 'flush')
