@@ -77,11 +77,27 @@ t.test('a real Prometheus stores the duration histogram as a native histogram; w
   const bound = 2 ** (2 ** -SCHEMA) - 1
   t.ok(Math.abs(q90 / truth - 1) <= bound, `histogram_quantile(0.9) ${q90} s within ${(bound * 100).toFixed(2)}% of the true ${truth} s`)
 
+  // The PromQL of docs/native-histograms.md, on what was stored. The 40 requests of 100-400 ms lie
+  // below 0.5 s, a bucket boundary at every schema (a power of two); the 500 ms ones above it.
+  const fraction = await native.query(`histogram_fraction(0, 0.5, sum(${selector}))`)
+  t.equal(fraction[0]?.value[1], '0.4', 'histogram_fraction(0, 0.5): the share of requests of 0.5 s or less, exactly')
+  for (const q of [
+    `histogram_quantile(0.99, sum(rate(${selector}[1m])))`,
+    `histogram_count(sum by (http_route) (rate(${selector}[1m])))`,
+    `histogram_sum(sum by (http_route) (rate(${selector}[1m])))`
+  ]) {
+    const r = await native.waitFor(q, (r) => r.length === 1, 30_000)
+    t.equal(r.length, 1, `${q} answers`)
+  }
+
   // The server without the flag: the classic series, from a text scrape.
   const classicCount = await classic.waitFor(`sum(${selector.replace('{', '_count{')})`, (r) => r.length === 1, 30_000)
   t.equal(classicCount[0]?.value[1], String(DELAYS.length), `classic _count\n${classic.logs()}`)
   const buckets = await classic.query(`${selector.replace('{', '_bucket{')}`)
   t.equal(buckets.length, 15, 'the 14 default buckets and +Inf, as today')
+  const classicSum = await classic.query(`sum(${selector.replace('{', '_sum{')})`)
+  const nativeSum = await native.query(`histogram_sum(sum(${selector}))`)
+  t.equal(nativeSum[0]?.value[1], classicSum[0]?.value[1], 'histogram_sum() is the classic _sum: the same observations')
 
   t.ok(accepts.some((a) => a.startsWith('application/vnd.google.protobuf')), 'the native server asked for protobuf')
   t.ok(accepts.some((a) => !a.includes('protobuf')), 'the other one did not')
