@@ -27,6 +27,8 @@ export const MetricsClientMissingError = createError(
 function show (value: unknown): string {
   if (typeof value === 'function') return `function ${value.name || '(anonymous)'}`
   if (typeof value === 'string') return JSON.stringify(value)
+  // JSON has no NaN or Infinity (it writes null): say what was given.
+  if (typeof value === 'number' && !Number.isFinite(value)) return String(value)
   try {
     const s = JSON.stringify(value)
     if (s !== undefined) return s.length > 120 ? s.slice(0, 117) + '...' : s

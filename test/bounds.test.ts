@@ -50,7 +50,7 @@ t.test('metrics.maxSeries: 2000 by default; anything but a positive integer fail
   for (const bad of [0, -1, 1.5, NaN, Infinity, '100', null]) {
     const app = Fastify()
     await t.rejects(async () => { await app.register(observability, { metrics: { maxSeries: bad as number } }) },
-      { code: 'FST_OBSERVABILITY_INVALID_OPTION', message: `option "metrics.maxSeries" must be a positive integer, got ${JSON.stringify(bad)}` })
+      { code: 'FST_OBSERVABILITY_INVALID_OPTION', message: `option "metrics.maxSeries" must be a positive integer, got ${typeof bad === 'number' && !Number.isFinite(bad) ? String(bad) : JSON.stringify(bad)}` })
   }
 })
 
@@ -202,7 +202,7 @@ t.test('tracing.maxAttributeLength: the limit, over the environment; anything bu
     await t.rejects(Fastify().register(observability, { tracing: { maxAttributeLength: bad as any } }).ready(),
       { name: 'ObservabilityOptionError', message: /tracing\.maxAttributeLength.*must be a positive integer/ }, `${String(bad)} rejected`)
     // The value as lib/errors.ts shows every option's (JSON: NaN and Infinity read null there).
-    const shown = (JSON.stringify(bad) as string).replace(/[.[\]]/g, '\\$&')
+    const shown = (typeof bad === 'number' && !Number.isFinite(bad) ? String(bad) : JSON.stringify(bad) as string).replace(/[.[\]]/g, '\\$&')
     t.throws(() => resolveOptions({ tracing: { maxAttributeLength: bad as any } }), { message: new RegExp(`option "tracing\\.maxAttributeLength" must be a positive integer .*, got ${shown}$`) }, `the error names the option and ${String(bad)}`)
   }
 })

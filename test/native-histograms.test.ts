@@ -7,6 +7,9 @@ import t from 'tap'
 import Fastify from 'fastify'
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base'
 import observability from '../lib/index'
+import { HttpMetrics } from '../lib/metrics'
+import { resolveOptions } from '../lib/options'
+import { render } from '../lib/exposition'
 import { PROTOBUF_CONTENT_TYPE } from '../lib/exposition-protobuf'
 import { bucketKey, DEFAULT_NATIVE_CONFIG } from '../lib/native-histogram'
 import { decode, samplesOf, textSamples } from './helpers/metric-families'
@@ -32,7 +35,8 @@ t.test('metrics.nativeHistograms: checked at register, naming the option and the
     [{ schema: 9 }, /option "metrics\.nativeHistograms\.schema" must be an integer from -4 to 8, got 9/],
     [{ schema: 1.5 }, /"metrics\.nativeHistograms\.schema" .* got 1\.5/],
     [{ zeroThreshold: -1 }, /option "metrics\.nativeHistograms\.zeroThreshold" must be a finite number >= 0, got -1/],
-    [{ zeroThreshold: Infinity }, /"metrics\.nativeHistograms\.zeroThreshold" .* got null/],
+    [{ zeroThreshold: Infinity }, /"metrics\.nativeHistograms\.zeroThreshold" .* got Infinity$/],
+    [{ schema: NaN }, /"metrics\.nativeHistograms\.schema" .* got NaN$/],
     [{ maxBuckets: 0 }, /option "metrics\.nativeHistograms\.maxBuckets" must be a positive integer, got 0/],
     [{ buckets: 3 }, /option "metrics\.nativeHistograms\.buckets" is not a known option \(known: schema, zeroThreshold, maxBuckets\)/]
   ]
@@ -151,4 +155,26 @@ t.test('scrapes in flight at the same time, protobuf and text, do not corrupt ea
   ])
   t.same(a.rawPayload, c.rawPayload, 'the two protobuf scrapes are identical')
   t.same(samplesOf(decode(a.rawPayload).find((f) => f.name === DURATION)), textSamples(b.body, DURATION), 'and agree with the text one')
+})
+
+t.test('text and OpenMetrics are byte for byte the same with the option on as off, for the same observations', async (t) => {
+  const expositions: string[][] = []
+  for (const nativeHistograms of [false, true, { schema: -2, maxBuckets: 2 }]) {
+    const options = resolveOptions({ metrics: { defaultMetrics: false, nativeHistograms } }).metrics
+    if (options === false) throw new Error('metrics off')
+    const m = new HttpMetrics(options)
+    const series = m.forRoute('/api/items/:id').forMethod('GET')
+    // performance.now() readings: durations from 0.2 ms to 20 s, statuses 200 and 503.
+    for (let i = 0; i < 200; i++) {
+      series.begin()
+      series.end(true, {} as any, { statusCode: i % 7 === 0 ? 503 : 200 } as any, 1000, 1000 + 0.2 * 1.06 ** i, null)
+    }
+    expositions.push([await render(m.registry, false), await render(m.registry, true)])
+    m.close()
+  }
+  t.match(expositions[0][0], /http_server_request_duration_seconds_count\{.*\} 171/)
+  t.equal(expositions[1][0], expositions[0][0], 'text, option on')
+  t.equal(expositions[1][1], expositions[0][1], 'OpenMetrics, option on')
+  t.equal(expositions[2][0], expositions[0][0], 'text, a reduced resolution')
+  t.equal(expositions[2][1], expositions[0][1], 'OpenMetrics, a reduced resolution')
 })

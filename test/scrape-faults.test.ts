@@ -202,7 +202,7 @@ t.test('metrics.scrapeTimeout: a positive finite number of milliseconds, checked
     const app = Fastify()
     await t.rejects(app.register(observability, { metrics: { scrapeTimeout: bad as any } }).ready(), {
       code: 'FST_OBSERVABILITY_INVALID_OPTION',
-      message: new RegExp(`option "metrics\\.scrapeTimeout" must be a positive finite number of milliseconds .*, got ${bad === '5000' ? '"5000"' : String(JSON.stringify(bad))}$`)
+      message: new RegExp(`option "metrics\\.scrapeTimeout" must be a positive finite number of milliseconds .*, got ${bad === '5000' ? '"5000"' : typeof bad === 'number' && !Number.isFinite(bad) ? String(bad) : String(JSON.stringify(bad))}$`)
     }, `rejects ${String(bad)}`)
     await app.close()
   }
