@@ -4,58 +4,33 @@
 //    substituted as Grafana does (All, and chosen values), runs against a real Prometheus scraping
 //    test/fixtures/dashboard-app.cjs while it answers 200s, 201s, 5xx and 404s, and returns data;
 //    a few answers are checked for their meaning, and the latency panel's exemplars name traces the
-//    app exported.
+//    app exported. This Prometheus stores the classic duration histogram: the queries that read
+//    both forms (BOTH_FORMS) show it through their classic part, their native part is empty
+//    (test/dashboard-native.test.ts has the other case).
 // Grafana's variables are written `${name}` in plain strings: they are not template literals.
 /* eslint-disable no-template-curly-in-string */
 import t from 'tap'
 import type { Test } from 'tap'
 import { readFileSync } from 'node:fs'
-import { request } from 'node:http'
 import { join } from 'node:path'
 import { buildDashboard, DASHBOARD_PATH, REGENERATE_COMMAND } from '../tools/dashboard'
 import { startPrometheus, skipReasonIfAbsent } from './helpers/prometheus'
-import type { PromSample, RunningPrometheus } from './helpers/prometheus'
+import type { PromSample } from './helpers/prometheus'
 import { startOtlpReceiver } from './helpers/otlp-receiver'
 import { childEnv, startNodeApp } from './helpers/child'
-
-const committed = JSON.parse(readFileSync(join(__dirname, '..', DASHBOARD_PATH), 'utf8')) as Dashboard
-
-interface Target { refId: string, expr?: string, exemplar?: boolean, instant?: boolean, datasource?: { type?: string, uid?: string } }
-interface Panel { id: number, type: string, title: string, targets?: Target[], panels?: Panel[], fieldConfig?: { defaults?: { links?: Array<{ title: string, url: string }> } } }
-interface Variable { type: string, name: string, query?: string | { query?: string }, multi?: boolean, includeAll?: boolean, allValue?: string }
-interface Dashboard { panels: Panel[], templating: { list: Variable[] } }
-
-/** Panel titles, in dashboard order (rows left out). */
-const PANELS = [
-  'Request rate', 'Error ratio (5xx)', 'p99 latency', 'In flight',
-  'Request rate by route', 'Error ratio (5xx) by route', 'Latency by route (p50, p95, p99)', 'Slowest routes',
-  'Responses by status code', 'Requests in flight',
-  'Event-loop lag', 'CPU', 'Memory', 'Garbage collection'
-]
-/** The panels of the Node.js process, one line per job and instance. */
-const PROCESS_PANELS = ['Event-loop lag', 'CPU', 'Memory', 'Garbage collection']
-/** The app's route patterns, /static/* with a regex character, and the 404s. */
-const ROUTES = ['/api/users/:id', '/api/orders', '/api/slow', '/api/fail', '/static/*', 'unmatched']
-/** The routes chosen in the route variable: three, and /static/*, whose `*` Grafana escapes. */
-const CHOSEN_ROUTES = ['/api/users/:id', '/api/fail', '/static/*', 'unmatched']
+import {
+  BOTH_FORMS, CHOSEN_ROUTES, DURATION, PANELS, PROCESS_PANELS, ROUTES, byLabel, checkForms, committed, formsRead, interpolate,
+  panelQueries, panelsOf, selectVariables, startTraffic, tryQuery, variableQuery, waitForExemplars
+} from './helpers/dashboard-queries'
 
 /**
  * Queries that may come back empty here, with the reason, checked by the test. None: the app's
- * traffic gives every panel data (docs/grafana.md lists when panels are empty in real use).
+ * traffic gives every panel data (docs/grafana.md lists when panels are empty in real use). The
+ * native parts of the BOTH_FORMS queries are empty here, checked apart (checkForms).
  */
 const LEGITIMATELY_EMPTY: Record<string, string> = {}
-
-function panelsOf (d: Dashboard): Panel[] {
-  return d.panels.flatMap(p => p.type === 'row' ? (p.panels ?? []) : [p])
-}
-
-interface PanelQuery { panel: string, refId: string, expr: string, exemplar: boolean }
-function panelQueries (d: Dashboard): PanelQuery[] {
-  return panelsOf(d).flatMap(p => (p.targets ?? []).map(q => ({ panel: p.title, refId: q.refId, expr: q.expr ?? '', exemplar: q.exemplar === true })))
-}
-function variableQuery (v: Variable): string {
-  return typeof v.query === 'string' ? v.query : (v.query?.query ?? '')
-}
+/** Why the native part of each BOTH_FORMS query is empty here. */
+const NATIVE_EMPTY = 'this Prometheus runs without --enable-feature=native-histograms: it scrapes OpenMetrics and stores the classic series only'
 
 t.test(`${DASHBOARD_PATH} is what tools/dashboard.ts generates`, async (t) => {
   t.strictSame(JSON.parse(JSON.stringify(buildDashboard())), committed,
@@ -78,6 +53,15 @@ t.test('the dashboard has the documented panels, variables and exemplar set-up',
     t.match(vars[name], { type: 'query', multi: true, includeAll: true, allValue: '.*' }, `${name}: multi, with All`)
     t.match(variableQuery(vars[name]), /^label_values\(/, `${name}: a label_values query`)
   }
+  // Both forms of the duration histogram (docs/grafana.md#native-histograms): the variables list
+  // the jobs of either, and every query reading it reads both.
+  for (const name of ['job', 'instance', 'route']) {
+    t.ok(variableQuery(vars[name]).startsWith(`label_values({__name__=~"${DURATION}(_count)?"`), `${name}: the classic _count or the native histogram`)
+  }
+  const reading = panelQueries(committed).filter(q => formsRead(q.expr).length > 0)
+  t.strictSame(reading.map(q => q.key), BOTH_FORMS, 'the queries reading the duration histogram')
+  for (const q of reading) t.strictSame(formsRead(q.expr), ['classic', 'native'], `${q.key} reads both forms`)
+
   const latency = panelsOf(committed).find(p => p.title === 'Latency by route (p50, p95, p99)')!
   t.strictSame(latency.targets!.filter(q => q.exemplar === true).map(q => q.refId), ['C'], 'exemplars on the p99 query only')
   const links = latency.fieldConfig?.defaults?.links ?? []
@@ -90,6 +74,10 @@ t.test('the dashboard has the documented panels, variables and exemplar set-up',
   const doc = readFileSync(join(__dirname, '..', 'docs', 'grafana.md'), 'utf8')
   for (const title of PANELS) t.ok(doc.includes(`\n| ${title} |`), `docs/grafana.md describes the panel ${title}`)
   for (const name of Object.keys(vars)) t.ok(doc.includes(`\n| \`${name}\``), `docs/grafana.md describes the variable ${name}`)
+  const native = doc.slice(doc.indexOf('\n## Native histograms\n'))
+  for (const title of new Set(BOTH_FORMS.map(k => k.replace(/ [A-Z]$/, '')))) {
+    t.ok(native.includes(`\n| ${title} |`), `docs/grafana.md#native-histograms lists the panel ${title}`)
+  }
 })
 
 /** Grafana's default format of a variable in a data link's URL (VariableFormatID.UriEncode). */
@@ -176,82 +164,6 @@ t.test('the latency panel\'s trace links open Explore with the whole query, what
 
 // ---- against a real Prometheus ----
 
-const DURATIONS: Record<string, string> = {
-  // Grafana's $__rate_interval is max(4 * scrape interval, $__interval + scrape interval): 10s is
-  // well over 4 scrapes of 1 s, and short enough for a Prometheus started seconds ago.
-  __rate_interval: '10s',
-  __interval: '2s',
-  __range: '1m',
-  __range_s: '60',
-  __range_ms: '60000'
-}
-
-/** Grafana's Prometheus escaping of a multi-value / include-All variable's values (a regex). */
-function regexEscape (value: string): string {
-  return value.replace(/\\/g, '\\\\\\\\').replace(/[$^*{}[\]'+?.()|]/g, '\\\\$&')
-}
-
-/** 'All', or the chosen values, per dashboard variable. */
-type Selection = Record<string, 'All' | string[]>
-
-/** The expression as Grafana sends it to Prometheus with these variable values. */
-function interpolate (expr: string, selection: Selection): string {
-  const vars = new Map(committed.templating.list.map(v => [v.name, v]))
-  return expr.replace(/\$(\w+)|\$\{(\w+)\}/g, (whole, a?: string, b?: string) => {
-    const name = (a ?? b)!
-    if (DURATIONS[name] !== undefined) return DURATIONS[name]
-    const v = vars.get(name)
-    const chosen = selection[name]
-    if (v === undefined || chosen === undefined) throw new Error(`${whole} in ${expr}: no such variable`)
-    if (chosen === 'All') {
-      if (v.allValue === undefined) throw new Error(`${name} has no custom All value`)
-      return v.allValue
-    }
-    if (v.multi !== true && v.includeAll !== true) return chosen[0]
-    const escaped = chosen.map(regexEscape)
-    return escaped.length === 1 ? escaped[0] : `(${escaped.join('|')})`
-  })
-}
-
-/** Grafana's label_values(<series selector>, <label>) variable query, as Grafana asks Prometheus. */
-async function labelValues (prom: RunningPrometheus, q: string): Promise<string[]> {
-  const m = /^label_values\((?:(.+),\s*)?(\w+)\)$/.exec(q)
-  if (m === null) throw new Error(`not a label_values query: ${q}`)
-  const end = Math.ceil(Date.now() / 1000)
-  const params = new URLSearchParams({ start: String(end - 3600), end: String(end) })
-  if (m[1] !== undefined) params.append('match[]', m[1])
-  const res = await fetch(`${prom.url}/api/v1/label/${m[2]}/values?${params}`, { signal: AbortSignal.timeout(5000) })
-  const body = await res.json() as { status: string, error?: string, data?: string[] }
-  if (body.status !== 'success' || body.data === undefined) throw new Error(`${q} failed: ${body.error ?? res.status}`)
-  return body.data
-}
-
-interface Exemplars { seriesLabels: Record<string, string>, exemplars: Array<{ labels: Record<string, string>, value: string }> }
-async function queryExemplars (prom: RunningPrometheus, expr: string): Promise<Exemplars[]> {
-  const end = Date.now() / 1000
-  const params = new URLSearchParams({ query: expr, start: String(end - 3600), end: String(end + 60) })
-  const res = await fetch(`${prom.url}/api/v1/query_exemplars?${params}`, { signal: AbortSignal.timeout(5000) })
-  const body = await res.json() as { status: string, error?: string, data?: Exemplars[] }
-  if (body.status !== 'success' || body.data === undefined) throw new Error(`exemplars of ${expr} failed: ${body.error ?? res.status}`)
-  return body.data
-}
-
-/** One request without keep-alive; errors are ignored (the app may be going away). */
-function hit (port: number, method: string, path: string): Promise<void> {
-  return new Promise((resolve) => {
-    const req = request({ host: '127.0.0.1', port, method, path, agent: false }, (res) => {
-      res.resume()
-      res.on('end', () => resolve())
-      res.on('error', () => resolve())
-    })
-    req.on('error', () => resolve())
-    req.end()
-  })
-}
-
-const byLabel = (r: PromSample[], label: string): Record<string, number> =>
-  Object.fromEntries(r.map(s => [s.metric[label], Number(s.value[1])]))
-
 const skip = skipReasonIfAbsent()
 
 t.test('every query of the dashboard returns data from a real Prometheus', skip === null ? {} : { skip }, async (t) => {
@@ -265,23 +177,8 @@ t.test('every query of the dashboard returns data from a real Prometheus', skip 
 
   // Traffic until the end of the test: 200, 201, a slower 200, 500, a wildcard route's 200 and 404
   // (http_route="unmatched").
-  const traffic = new AbortController()
-  let n = 0
-  const load = (async () => {
-    while (!traffic.signal.aborted) {
-      n++
-      await Promise.all([
-        hit(port, 'GET', `/api/users/${n}`),
-        hit(port, 'POST', '/api/orders'),
-        hit(port, 'GET', '/api/slow'),
-        hit(port, 'GET', '/api/fail'),
-        hit(port, 'GET', `/static/app-${n}.js`),
-        hit(port, 'GET', `/no/such/page/${n}`)
-      ])
-      await new Promise(resolve => setTimeout(resolve, 20))
-    }
-  })()
-  t.teardown(async () => { traffic.abort(); await load })
+  const traffic = startTraffic(port)
+  t.teardown(() => traffic.stop())
 
   const prom = await startPrometheus({ targets: [`127.0.0.1:${port}`], features: ['exemplar-storage'] })
   t.teardown(() => prom.stop())
@@ -289,30 +186,14 @@ t.test('every query of the dashboard returns data from a real Prometheus', skip 
 
   // Every request series has 3 samples in the last 10s ($__rate_interval below): rate() has data.
   // (Prometheus scrapes a new target only after its discovery's first update, up to 5 s after start.)
-  const ready = await prom.waitFor('min(count_over_time(http_server_request_duration_seconds_count{job="app"}[10s])) >= 3',
+  const ready = await prom.waitFor(`min(count_over_time(${DURATION}_count{job="app"}[10s])) >= 3`,
     r => r.length > 0, 20_000)
   t.equal(ready.length, 1, `Prometheus has scraped the app three times\n${prom.logs()}`)
   phases.push(`three scrapes ${Date.now() - started} ms`)
 
   // Variables: evaluated in order, each query seeing the selection of the variables above it.
-  const vars = committed.templating.list.filter(v => v.type === 'query')
-  const all: Selection = {}
-  const chosen: Selection = {}
-  const values: Record<string, string[]> = {}
-  let checked = 0
-  for (const v of vars) {
-    for (const [name, selection] of [['All', all], ['chosen', chosen]] as const) {
-      const q = interpolate(variableQuery(v), selection)
-      const got = await labelValues(prom, q)
-      checked++
-      t.ok(got.length > 0, `variable ${v.name} (${name}): ${q} has values`)
-      values[v.name] = got
-    }
-    all[v.name] = 'All'
-    // A choice Grafana would offer: the values found, or for routes four of them, /static/* with its
-    // regex character escaped.
-    chosen[v.name] = v.name === 'route' ? CHOSEN_ROUTES.filter(r => values.route.includes(r)) : values[v.name]
-  }
+  const { all, chosen, values, checked: variablesChecked } = await selectVariables(t, prom)
+  let checked = variablesChecked
   t.strictSame(values.job, ['app'], 'job values')
   t.strictSame(values.instance, [`127.0.0.1:${port}`], 'instance values')
   t.strictSame([...values.route].sort(), [...ROUTES].sort(), 'route values: the route patterns and unmatched')
@@ -325,26 +206,24 @@ t.test('every query of the dashboard returns data from a real Prometheus', skip 
   const chosenResults = new Map<string, PromSample[]>()
   for (const [name, selection] of [['All', all], ['chosen', chosen]] as const) {
     for (const q of queries) {
-      const key = `${q.panel} ${q.refId}`
       const expr = interpolate(q.expr, selection)
-      let r: PromSample[] = []
-      try {
-        r = await prom.query(expr)
-      } catch (err) {
-        t.fail(`${key} (${name}) does not run: ${(err as Error).message}`)
-        continue
-      }
+      const r = await tryQuery(t, prom, expr, `${q.key} (${name})`)
+      if (r === undefined) continue
       checked++
-      if (name === 'All') results.set(key, r)
-      else chosenResults.set(key, r)
-      if (LEGITIMATELY_EMPTY[key] !== undefined) {
-        t.equal(r.length, 0, `${key} (${name}) is empty: ${LEGITIMATELY_EMPTY[key]}`)
+      if (name === 'All') results.set(q.key, r)
+      else chosenResults.set(q.key, r)
+      if (LEGITIMATELY_EMPTY[q.key] !== undefined) {
+        t.equal(r.length, 0, `${q.key} (${name}) is empty: ${LEGITIMATELY_EMPTY[q.key]}`)
       } else {
-        t.ok(r.length > 0, `${key} (${name}) returns data: ${expr}`)
+        t.ok(r.length > 0, `${q.key} (${name}) returns data: ${expr}`)
       }
     }
   }
-  t.equal(checked, 2 * (vars.length + queries.length), `${checked} queries run`)
+  t.equal(checked, 2 * (Object.keys(values).length + queries.length), `${checked} queries run`)
+
+  // The queries reading the duration histogram show its classic series; their native part is empty.
+  const formsChecked = await checkForms(t, prom, { all, chosen }, 'classic', NATIVE_EMPTY)
+  t.equal(formsChecked, 2 * 2 * BOTH_FORMS.length, `${formsChecked} queries of one form run`)
 
   // What some of the answers mean.
   const ratio = byLabel(results.get('Error ratio (5xx) by route A')!, 'http_route')
@@ -372,13 +251,7 @@ t.test('every query of the dashboard returns data from a real Prometheus', skip 
 
   // Exemplars of the latency panel: trace ids of SERVER spans the app exported.
   for (const q of queries.filter(q => q.exemplar)) {
-    const expr = interpolate(q.expr, all)
-    let found: Exemplars[] = []
-    for (const end = Date.now() + 10_000; Date.now() < end;) {
-      found = await queryExemplars(prom, expr)
-      if (found.some(s => s.exemplars.length > 0)) break
-      await new Promise(resolve => setTimeout(resolve, 250))
-    }
+    const found = await waitForExemplars(prom, interpolate(q.expr, all))
     const exemplar = found.flatMap(s => s.exemplars)[0]
     t.match(exemplar?.labels, { trace_id: /^[0-9a-f]{32}$/, span_id: /^[0-9a-f]{16}$/ }, `${q.panel} ${q.refId}: exemplars with trace ids`)
     if (exemplar !== undefined) {
@@ -388,11 +261,10 @@ t.test('every query of the dashboard returns data from a real Prometheus', skip 
   }
 
   phases.push(`exemplars ${Date.now() - started} ms`)
-  traffic.abort()
-  await load
+  await traffic.stop()
   await prom.stop()
   const exit = await app.stop()
   t.ok(exit.code === 0 || exit.signal === 'SIGTERM', `the app stopped (${JSON.stringify(exit)})`)
   phases.push(`stopped ${Date.now() - started} ms`)
-  t.comment(`${checked} queries checked; ${phases.join(', ')}`)
+  t.comment(`${checked} queries checked, and ${formsChecked} of one form; ${phases.join(', ')}`)
 })

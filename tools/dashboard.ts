@@ -5,7 +5,8 @@
 //   ts-node --project tools/tsconfig.json tools/dashboard.ts --check   # exit 1 when the JSON is stale
 //
 // test/dashboard.test.ts fails when the committed JSON differs from what this file generates, and
-// runs every query of the JSON against a real Prometheus.
+// runs every query of the JSON against a real Prometheus; test/dashboard-native.test.ts runs them
+// against one that stores the duration histogram as a native histogram.
 //
 // Grafana's variables are written `${name}` in plain strings: they are not template literals.
 /* eslint-disable no-template-curly-in-string */
@@ -43,12 +44,29 @@ const RATE = '$__rate_interval'
  */
 const PROCESS = '{{job}} {{instance}}'
 
-function requestRate (by: string, matchers = ROUTE, window = RATE): string {
-  return `sum${by} (rate(${DURATION}_count{${matchers}}[${window}]))`
+// The duration histogram is stored in one of two forms, or both (docs/grafana.md#native-histograms):
+// classic (`_bucket`, `_count`, `_sum`) or, scraped with native histograms on, one native histogram
+// series under the name itself (Prometheus 2.42 then keeps no classic series for the job). Every
+// query reads both, so that a panel shows whichever is stored, with no choice to make.
+
+/**
+ * Requests per second (`increase` for a count over the window), summed by `by`. The forms are
+ * joined series by series, before the sum: a target storing both is counted once, and targets
+ * storing different forms add up.
+ */
+function requestRate (by: string, matchers = ROUTE, window = RATE, fn = 'rate'): string {
+  return `sum${by} (histogram_count(${fn}(${DURATION}{${matchers}}[${window}])) or ${fn}(${DURATION}_count{${matchers}}[${window}]))`
 }
 
+/**
+ * The q-quantile by `by`, from the native histogram where stored, else from the classic buckets
+ * (native first: a finer estimate). Buckets of the two forms cannot be summed together, so they are
+ * joined after aggregation; parenthesized, as `and` binds tighter than `or`.
+ */
 function quantile (q: number, by: string, window = RATE): string {
-  return `histogram_quantile(${q}, sum by (${['le', ...by === '' ? [] : [by]].join(', ')}) (rate(${DURATION}_bucket{${ROUTE}}[${window}])))`
+  const native = `histogram_quantile(${q}, sum${by === '' ? '' : ` by (${by})`} (rate(${DURATION}{${ROUTE}}[${window}])))`
+  const classic = `histogram_quantile(${q}, sum by (${['le', ...by === '' ? [] : [by]].join(', ')}) (rate(${DURATION}_bucket{${ROUTE}}[${window}])))`
+  return `(${native} or ${classic})`
 }
 
 function query (refId: string, expr: string, legend?: string): prometheus.DataqueryBuilder {
@@ -161,7 +179,8 @@ function exploreUrl (panes: Record<string, unknown>): string {
 }
 
 function labelValues (name: string, label: string, title: string, description: string, matchers = ''): dashboard.QueryVariableBuilder {
-  const q = `label_values(${DURATION}_count${matchers === '' ? '' : `{${matchers}}`}, ${label})`
+  // Either form's series: the classic _count, or the native histogram under the bare name.
+  const q = `label_values({${[`__name__=~"${DURATION}(_count)?"`, ...matchers === '' ? [] : [matchers]].join(', ')}}, ${label})`
   return new dashboard.QueryVariableBuilder(name)
     .label(title)
     .description(description)
@@ -208,7 +227,7 @@ export function buildDashboard (): dashboard.Dashboard {
       .label('Prometheus')
       .description('The Prometheus data source that scrapes the app.')
       .type('prometheus'))
-    .withVariable(labelValues('job', 'job', 'Job', 'Scrape jobs with the plugin\'s request histogram.'))
+    .withVariable(labelValues('job', 'job', 'Job', 'Scrape jobs with the plugin\'s request histogram (classic or native).'))
     .withVariable(labelValues('instance', 'instance', 'Instance', 'Scraped instances of the selected jobs.', 'job=~"$job"'))
     .withVariable(labelValues('route', 'http_route', 'Route', 'Route patterns (unmatched: requests that matched no route, the 404s).', TARGET))
     .withVariable(new dashboard.DatasourceVariableBuilder('tempo')
@@ -229,13 +248,13 @@ export function buildDashboard (): dashboard.Dashboard {
     .withPanel(single(2, 'Error ratio (5xx)', 'Share of requests answered with a 5xx status, all selected routes.', 'percentunit',
       `(${requestRate('', ERRORS)} or vector(0)) / ${requestRate('')}`)
       .thresholds(thresholds([null, 'green'], [0.01, 'orange'], [0.05, 'red'])))
-    .withPanel(single(3, 'p99 latency', '99th percentile of the request duration, all selected routes (estimated from the histogram buckets).', 's',
+    .withPanel(single(3, 'p99 latency', '99th percentile of the request duration, all selected routes (estimated from the histogram buckets: the native histogram\'s where Prometheus stores one, else the classic ones).', 's',
       quantile(0.99, '')))
     .withPanel(single(4, 'In flight', 'Requests being handled right now (not filtered by route: the gauge has only a method label).', 'short',
       `sum (${ACTIVE}{${TARGET}})`))
 
     .withRow(red)
-    .withPanel(series(10, 'Request rate by route', 'Requests per second per route pattern (the rate of the duration histogram\'s _count).', 'reqps')
+    .withPanel(series(10, 'Request rate by route', 'Requests per second per route pattern (the rate of the duration histogram\'s count: histogram_count() of the native histogram, or the classic _count).', 'reqps')
       .withTarget(query('A', requestRate(' by (http_route)'), '{{http_route}}')))
     .withPanel(series(11, 'Error ratio (5xx) by route', 'Share of each route\'s requests answered with a 5xx status; 0 for routes without errors.', 'percentunit')
       .min(0)
@@ -243,7 +262,7 @@ export function buildDashboard (): dashboard.Dashboard {
       .withTarget(query('A',
         `(${requestRate(' by (http_route)', ERRORS)} or 0 * ${requestRate(' by (http_route)')}) / ${requestRate(' by (http_route)')}`,
         '{{http_route}}')))
-    .withPanel(series(12, 'Latency by route (p50, p95, p99)', 'Request duration percentiles per route, estimated from the histogram buckets. The dots are exemplars: the trace of a recent sampled request in a bucket (needs tracing and Prometheus exemplar storage). Each line links to the route\'s traces in Tempo and in Jaeger (the variables of the same names).', 's')
+    .withPanel(series(12, 'Latency by route (p50, p95, p99)', 'Request duration percentiles per route, estimated from the histogram buckets (native where stored, else classic). The dots are exemplars: the trace of a recent sampled request in a bucket (needs tracing and Prometheus exemplar storage). Each line links to the route\'s traces in Tempo and in Jaeger (the variables of the same names).', 's')
       .dataLinks(tracesLinks())
       .withTarget(query('A', quantile(0.5, 'http_route'), 'p50 {{http_route}}').exemplar(false))
       .withTarget(query('B', quantile(0.95, 'http_route'), 'p95 {{http_route}}').exemplar(false))
@@ -258,7 +277,7 @@ export function buildDashboard (): dashboard.Dashboard {
       .withTarget(query('A', `topk(10, ${quantile(0.95, 'http_route', '$__range')})`).instant().format(prometheus.PromQueryFormat.Table))
       .withTarget(query('B', `${quantile(0.99, 'http_route', '$__range')} and on (http_route) topk(10, ${quantile(0.95, 'http_route', '$__range')})`)
         .instant().format(prometheus.PromQueryFormat.Table))
-      .withTarget(query('C', `sum by (http_route) (increase(${DURATION}_count{${ROUTE}}[$__range])) and on (http_route) topk(10, ${quantile(0.95, 'http_route', '$__range')})`)
+      .withTarget(query('C', `${requestRate(' by (http_route)', ROUTE, '$__range', 'increase')} and on (http_route) topk(10, ${quantile(0.95, 'http_route', '$__range')})`)
         .instant().format(prometheus.PromQueryFormat.Table))
       .withTransformation({ id: 'merge', options: {} })
       .withTransformation({
