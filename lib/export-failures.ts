@@ -38,17 +38,35 @@ class LostSpans {
   }
 }
 
-/** Registers the counters; returns what removes them on close. */
+/** Plugin instances serving each counter object (instances may share a registry). */
+const users = new WeakMap<LostSpans, number>()
+
+/**
+ * Registers the counters, or shares those another plugin instance registered in this registry;
+ * returns what releases them on close: the last instance using a counter removes it.
+ */
 export function serveExportFailures (registry: PromRegistry): () => void {
   const mine: LostSpans[] = []
   for (const [name, count, help] of COUNTERS) {
-    // One per registry: a second plugin instance sharing it leaves it to the first.
-    if (registry.getSingleMetric(name) !== undefined) continue
-    const metric = new LostSpans(name, count, help)
-    registry.registerMetric(metric as any)
+    const existing = registry.getSingleMetric(name)
+    let metric: LostSpans
+    if (existing instanceof LostSpans) {
+      metric = existing
+    } else if (existing === undefined) {
+      metric = new LostSpans(name, count, help)
+      registry.registerMetric(metric as any)
+    } else {
+      continue // a metric of the user's under that name: left alone
+    }
+    users.set(metric, (users.get(metric) ?? 0) + 1)
     mine.push(metric)
   }
   return () => {
-    for (const metric of mine) if (registry.getSingleMetric(metric.name) === metric) registry.removeSingleMetric(metric.name)
+    for (const metric of mine) {
+      const left = (users.get(metric) ?? 1) - 1
+      users.set(metric, left)
+      if (left === 0 && registry.getSingleMetric(metric.name) === metric) registry.removeSingleMetric(metric.name)
+    }
+    mine.length = 0
   }
 }

@@ -56,7 +56,8 @@ export function prefersOpenMetrics (accept: string | undefined): boolean {
  * slices() then renders the changed series and emits the exposition in registry order as slices
  * of about SLICE_BYTES, handing the event loop back (setImmediate) whenever SLICE_MS of work were
  * done in one turn: a scrape of megabytes never holds the loop for the whole render, copy and
- * socket write, and what it sends is still the state of the moment it came in.
+ * socket write, and what it sends is still the state of the moment it came in (in protobuf, the
+ * plugin's histogram series are read as they are encoded: see slices()).
  */
 interface Plan {
   format: Format
@@ -89,7 +90,7 @@ async function prepare (registry: PromRegistry, format: Format, faults: ScrapeFa
   const deadline = faults.begin(deadlineMs)
   // A metric's get() data, as it goes out in this format.
   const renderer = protobuf
-    ? (data: any) => Buffer.concat(encodeGenericFamily(data, defaults))
+    ? (data: any) => encodeGenericFamily(data, defaults)[0] ?? EMPTY
     : async (data: any) => Buffer.from(await renderGeneric({ get: () => data }, openMetrics, defaults))
   try {
     const parts: Array<Plan['parts'][number] | Promise<Buffer | null>> = []
@@ -146,6 +147,9 @@ async function * slices ({ format, defaults, parts }: Plan): AsyncGenerator<Buff
     if (part instanceof SeriesHistogram) {
       // Protobuf: each series encoded as it comes (its counts, sum and native buckets read in one
       // go), the family framed around them once all are, yielding between series as the text does.
+      // Unlike the text path, which copies changed series when the scrape comes in, a series is
+      // read when its turn comes: each is consistent in itself, but may include requests that
+      // ended during the scrape (Prometheus takes each series on its own).
       const metrics: Buffer[] = []
       for (const s of part.series.values()) {
         metrics.push(encodeHistogramMetric(s.labels, defaults, part.upperBounds, s.counts, s.sum, s.count, s.exemplars, s.native === null ? null : nativePart(s.native)))

@@ -9,6 +9,7 @@ import type { CustomLabelFn, PromRegistry, ResolvedMetrics } from './options'
 import { SeriesGauge, SeriesHistogram } from './instruments'
 import { wallSeconds } from './wall-clock'
 import { tellOperator } from './tell-operator'
+import { ObservabilityOptionError } from './errors'
 import type { GaugeSeries, HistogramSeries } from './instruments'
 
 /** Methods recorded under their own name; anything else is `_OTHER` (OpenTelemetry semconv). */
@@ -188,11 +189,7 @@ export class HttpMetrics {
     const existing = this.registry.getSingleMetric(metric.name)
     if (existing !== undefined) {
       if (existing.constructor === metric.constructor && sameShape(existing, metric)) {
-        // The overflow limit is the shared histogram's: a second instance with another one would
-        // silently get the first one's.
-        if (metric instanceof SeriesHistogram && (existing as SeriesHistogram).maxSeries !== metric.maxSeries) {
-          throw new Error(`fastify-observability: "${metric.name}" is shared with another plugin instance in this registry, which set metrics.maxSeries ${String((existing as SeriesHistogram).maxSeries)}, not ${String(metric.maxSeries)}: give both instances the same metrics.maxSeries, or set metrics.prefix`)
-        }
+        if (metric instanceof SeriesHistogram) checkSharedSettings(existing as SeriesHistogram, metric)
         this.use(metric.name)
         return existing as T
       }
@@ -278,8 +275,21 @@ export class HttpMetrics {
 
 function sameShape (a: any, b: any): boolean {
   if (a instanceof SeriesHistogram) {
-    return a.labelNames.join() === b.labelNames.join() && a.upperBounds.join() === b.upperBounds.join() &&
-      JSON.stringify(a.native) === JSON.stringify(b.native)
+    return a.labelNames.join() === b.labelNames.join() && a.upperBounds.join() === b.upperBounds.join()
   }
   return a.labelName === b.labelName
+}
+
+/**
+ * The settings a shared histogram has once for all its users: a second instance asking for others
+ * would silently get the first one's. A clear error at register instead, naming the option.
+ */
+function checkSharedSettings (existing: SeriesHistogram, mine: SeriesHistogram): void {
+  const shared = `the value of the other plugin instance sharing "${existing.name}" in this registry (or set metrics.prefix)`
+  if (existing.maxSeries !== mine.maxSeries) {
+    throw new ObservabilityOptionError('metrics.maxSeries', mine.maxSeries, `must be ${String(existing.maxSeries)}, ${shared}`)
+  }
+  if (JSON.stringify(existing.native) !== JSON.stringify(mine.native)) {
+    throw new ObservabilityOptionError('metrics.nativeHistograms', mine.native ?? false, `must be ${JSON.stringify(existing.native ?? false)}, ${shared}`)
+  }
 }

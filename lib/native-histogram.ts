@@ -240,6 +240,9 @@ function spansOf (entries: Array<[number, number]>): { spans: BucketSpan[], delt
   return { spans, deltas }
 }
 
+/** Most slots of a dense count window (8 bytes each): 32 KiB. */
+const MAX_WINDOW = 4096
+
 /** The native buckets of one histogram series. Count and sum stay with the caller. */
 export class NativeBuckets {
   /** Current; lowered by resolution reduction, restored by reset(). */
@@ -259,8 +262,11 @@ export class NativeBuckets {
     this.schema = this.initialSchema = schema
     this.zeroThreshold = zeroThreshold
     this.maxBuckets = maxBuckets
-    this.pos = new Side(Math.max(64, 4 * maxBuckets))
-    this.neg = new Side(Math.max(64, 4 * maxBuckets))
+    // The dense window: 4 x maxBuckets slots, at most MAX_WINDOW (a huge maxBuckets must not make
+    // every series allocate megabytes); keys beyond it go to the Map.
+    const window = Math.max(64, Math.min(4 * maxBuckets, MAX_WINDOW))
+    this.pos = new Side(window)
+    this.neg = new Side(window)
   }
 
   /** Populated buckets, positive and negative (the zero bucket not included). */

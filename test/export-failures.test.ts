@@ -59,6 +59,21 @@ t.test('no preload, no SDK handle: the counters are there with no sample', async
   }
 })
 
+t.test('two plugin instances sharing a registry: the counters stay while either serves it', async (t) => {
+  const a = Fastify()
+  const b = Fastify()
+  t.teardown(() => b.close())
+  await a.register(observability, { tracing: false, metrics: { defaultMetrics: false } })
+  await b.register(observability, { tracing: false, metrics: { defaultMetrics: false, registry: a.metrics!.registry } })
+  await a.ready()
+  await b.ready()
+  await a.close()
+  const text = (await b.inject('/metrics')).body
+  for (const name of [EXPORT_FAILED_NAME, DROPPED_NAME]) t.match(text, `# TYPE ${name} counter`, `${name}: still served by the instance left`)
+  await b.close()
+  for (const name of [EXPORT_FAILED_NAME, DROPPED_NAME]) t.equal(b.metrics!.registry.getSingleMetric(name), undefined, `${name}: removed with its last user`)
+})
+
 // The SDK handle published after the plugin registered (startTelemetry() called later): the
 // counters are decided at each scrape, not at register. Both renderings, the plugin's and the
 // client's own (what an aggregator or a route of yours would serve), checked by promtool.

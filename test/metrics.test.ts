@@ -69,8 +69,14 @@ t.test('a shared registry: the same instruments are reused; a different metric o
   const labelled = new client.Registry()
   const tenant = { tenant: () => 'a' }
   const c = new HttpMetrics(metricsOptions({ registry: labelled, customLabels: tenant, maxSeries: 10 }))
-  t.throws(() => new HttpMetrics(metricsOptions({ registry: labelled, customLabels: tenant, maxSeries: 20 })),
-    /"http_server_request_duration_seconds" is shared with another plugin instance in this registry, which set metrics\.maxSeries 10, not 20/)
+  t.throws(() => new HttpMetrics(metricsOptions({ registry: labelled, customLabels: tenant, maxSeries: 20 })), {
+    code: 'FST_OBSERVABILITY_INVALID_OPTION',
+    message: /option "metrics\.maxSeries" must be 10, the value of the other plugin instance sharing "http_server_request_duration_seconds" in this registry \(or set metrics\.prefix\), got 20$/
+  })
+  t.throws(() => new HttpMetrics(metricsOptions({ registry: labelled, customLabels: tenant, maxSeries: 10, nativeHistograms: true })), {
+    code: 'FST_OBSERVABILITY_INVALID_OPTION',
+    message: /option "metrics\.nativeHistograms" must be false, the value of the other plugin instance .*, got \{"schema":3,"zeroThreshold":2\.938735877055719e-39,"maxBuckets":160\}$/
+  })
   const d = new HttpMetrics(metricsOptions({ registry: labelled, customLabels: tenant, maxSeries: 10 }))
   t.equal(d.duration, c.duration, 'the same limit: adopted')
   c.close()

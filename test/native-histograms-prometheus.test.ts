@@ -10,7 +10,7 @@ import Fastify from 'fastify'
 import { request } from 'node:http'
 import observability from '../lib/index'
 import { PROTOBUF_CONTENT_TYPE } from '../lib/exposition-protobuf'
-import { startPrometheus, skipReasonIfAbsent } from './helpers/prometheus'
+import { startPrometheus, skipReasonIfAbsent, versionAtLeast } from './helpers/prometheus'
 
 const skipReason = skipReasonIfAbsent()
 const ROUTE = '/api/delay/:ms'
@@ -40,6 +40,9 @@ t.test('a real Prometheus stores the duration histogram as a native histogram; w
     // The guard sees every scrape: the formats the two servers asked for.
     metrics: { nativeHistograms: { schema: SCHEMA }, guard: async (req) => { accepts.push(String(req.headers.accept)) } }
   })
+  // A classic histogram of the user's, with a whole-number bound: its `le` as each server stores it.
+  const mine = new (app.metrics!.client as any).Histogram({ name: 'shop_checkout_seconds', help: 'Checkouts.', buckets: [0.5, 1], registers: [app.metrics!.registry] })
+  mine.observe(0.7)
   app.get(ROUTE, async (req) => {
     await new Promise((resolve) => setTimeout(resolve, Number((req.params as { ms: string }).ms)))
     return 'ok'
@@ -77,10 +80,15 @@ t.test('a real Prometheus stores the duration histogram as a native histogram; w
   const bound = 2 ** (2 ** -SCHEMA) - 1
   t.ok(Math.abs(q90 / truth - 1) <= bound, `histogram_quantile(0.9) ${q90} s within ${(bound * 100).toFixed(2)}% of the true ${truth} s`)
 
-  // The PromQL of docs/native-histograms.md, on what was stored. The 40 requests of 100-400 ms lie
-  // below 0.5 s, a bucket boundary at every schema (a power of two); the 500 ms ones above it.
+  // The PromQL of docs/native-histograms.md, on what was stored. 0.5 s is a bucket boundary at
+  // every schema (a power of two) and a classic bound: the share of requests of 0.5 s or less is
+  // exact in both forms, and the same (the 500 ms requests fall either side: timers fire early).
+  const classicReady = await classic.waitFor(`sum(${selector.replace('{', '_count{')})`, (r) => r[0]?.value[1] === String(DELAYS.length), 30_000)
+  t.equal(classicReady.length, 1, `the classic server has every request\n${classic.logs()}`)
+  const share = await classic.query(`sum(${selector.replace('{', '_bucket{le="0.5",')}) / sum(${selector.replace('{', '_count{')})`)
   const fraction = await native.query(`histogram_fraction(0, 0.5, sum(${selector}))`)
-  t.equal(fraction[0]?.value[1], '0.4', 'histogram_fraction(0, 0.5): the share of requests of 0.5 s or less, exactly')
+  t.equal(fraction[0]?.value[1], share[0]?.value[1], `histogram_fraction(0, 0.5) is the classic le="0.5" share, exactly (${String(share[0]?.value[1])})`)
+  t.ok(Number(share[0]?.value[1]) >= 0.4 && Number(share[0]?.value[1]) <= 0.5, 'the 100-400 ms requests, and none of 600 ms or more')
   for (const q of [
     `histogram_quantile(0.99, sum(rate(${selector}[1m])))`,
     `histogram_count(sum by (http_route) (rate(${selector}[1m])))`,
@@ -98,6 +106,13 @@ t.test('a real Prometheus stores the duration histogram as a native histogram; w
   const classicSum = await classic.query(`sum(${selector.replace('{', '_sum{')})`)
   const nativeSum = await native.query(`histogram_sum(sum(${selector}))`)
   t.equal(nativeSum[0]?.value[1], classicSum[0]?.value[1], 'histogram_sum() is the classic _sum: the same observations')
+
+  // Prometheus 2.x formats a protobuf bucket's bound as a float: le="1.0", where the text gave "1"
+  // (docs/native-histograms.md, Prometheus 2.x).
+  const les = async (p: typeof native): Promise<string[]> => (await p.query('shop_checkout_seconds_bucket')).map((r) => r.metric.le).sort()
+  const v3 = versionAtLeast(native.version, '3.0.0') // 3.x writes 1.0 from every format
+  t.same(await les(classic), ['+Inf', '0.5', v3 ? '1.0' : '1'], 'classic server: le as the text exposition writes it')
+  t.same(await les(native), ['+Inf', '0.5', '1.0'], 'native server (protobuf): le written as a float')
 
   t.ok(accepts.some((a) => a.startsWith('application/vnd.google.protobuf')), 'the native server asked for protobuf')
   t.ok(accepts.some((a) => !a.includes('protobuf')), 'the other one did not')

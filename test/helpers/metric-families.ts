@@ -32,6 +32,9 @@ export function sample (name: string, labels: Array<{ name: string, value: strin
  * The samples a decoded family stands for, as Prometheus 2.42's protobuf parser makes them: a
  * counter's or gauge's named after the family, a histogram's buckets (the +Inf one from
  * sample_count when it is left out), _sum and _count, a summary's quantiles, _sum and _count.
+ * `le` and `quantile` are written as the text exposition writes them (JavaScript's String()), to
+ * compare with it; Prometheus 2.x itself writes them as floats (`1.0`: see
+ * native-histograms-prometheus.test.ts).
  */
 export function samplesOf (family: any): string[] {
   const out: string[] = []
