@@ -8,6 +8,7 @@
 // (it is then made from sample_count); a family is read as native histograms when its FIRST
 // Metric has native deltas or a non-zero zero threshold or zero count, and then only the native
 // part is ingested (plus the classic buckets' exemplars).
+import { parseAccept } from './accept'
 import { ProtoWriter, putVarint, varintSize } from './protobuf-writer'
 import type { Exemplar } from './instruments'
 
@@ -27,25 +28,10 @@ export function prefersProtobuf (accept: string | undefined): boolean {
   // The best q of each side, and where it was listed: at equal q the earlier one wins.
   let pb = { q: 0, at: Infinity }
   let text = { q: 0, at: Infinity }
-  const parts = accept.split(',')
-  for (let at = 0; at < parts.length; at++) {
-    const params = parts[at].split(';')
-    const type = params[0].trim().toLowerCase()
-    let q = 1
-    let proto: string | undefined
-    let encoding: string | undefined
-    for (let i = 1; i < params.length; i++) {
-      const eq = params[i].indexOf('=')
-      if (eq < 0) continue
-      const k = params[i].slice(0, eq).trim().toLowerCase()
-      const v = params[i].slice(eq + 1).trim().replace(/^"(.*)"$/, '$1')
-      if (k === 'q') q = Number(v)
-      else if (k === 'proto') proto = v
-      else if (k === 'encoding') encoding = v.toLowerCase()
-    }
+  for (const { type, params, q, at } of parseAccept(accept)) {
     if (!(q > 0 && q <= 1)) continue
     if (type === PROTOBUF_TYPE) {
-      if (proto === PROTO && encoding === 'delimited' && q > pb.q) pb = { q, at }
+      if (params.proto === PROTO && params.encoding?.toLowerCase() === 'delimited' && q > pb.q) pb = { q, at }
     } else if (type === 'application/openmetrics-text' || type === 'text/plain' || type === 'text/*' || type === '*/*') {
       if (q > text.q) text = { q, at }
     }

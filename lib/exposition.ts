@@ -17,6 +17,7 @@ import { encodeGenericFamily, encodeHistogramMetric, frameFamily, prefersProtobu
 import type { NativePart } from './exposition-protobuf'
 import type { NativeBuckets } from './native-histogram'
 import { DEFAULT_SCRAPE_TIMEOUT } from './options'
+import { parseAccept } from './accept'
 
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
 export const OPENMETRICS_CONTENT_TYPE = 'application/openmetrics-text; version=1.0.0; charset=utf-8'
@@ -29,17 +30,9 @@ export function prefersOpenMetrics (accept: string | undefined): boolean {
   if (accept === undefined || !accept.includes('openmetrics')) return false
   let om = -1
   let text = -1
-  for (const part of accept.split(',')) {
-    const params = part.split(';')
-    const type = params[0].trim().toLowerCase()
-    let q = 1
-    let version: string | undefined
-    for (let i = 1; i < params.length; i++) {
-      const [k, v] = params[i].split('=').map((x) => x.trim())
-      if (k === 'q') q = Number(v)
-      else if (k === 'version') version = v
-    }
+  for (const { type, params, q } of parseAccept(accept)) {
     if (!(q >= 0 && q <= 1)) continue
+    const version = params.version
     if (type === 'application/openmetrics-text' && (version === undefined || version === '1.0.0' || version === '0.0.1')) om = Math.max(om, q)
     else if (type === 'text/plain' || type === '*/*' || type === 'text/*') text = Math.max(text, type === 'text/plain' ? q : q - 1e-6)
   }
