@@ -240,6 +240,24 @@ function spansOf (entries: Array<[number, number]>): { spans: BucketSpan[], delt
   return { spans, deltas }
 }
 
+/**
+ * The first setting that is not valid, and what it must be; null when all are. One check for the
+ * plugin's option (lib/options.ts, which names the option) and for this module's own callers.
+ */
+export function invalidSetting (config: Record<keyof NativeHistogramConfig, unknown>): { setting: keyof NativeHistogramConfig, expected: string } | null {
+  const { schema, zeroThreshold, maxBuckets } = config
+  if (typeof schema !== 'number' || !Number.isInteger(schema) || schema < MIN_SCHEMA || schema > MAX_SCHEMA) {
+    return { setting: 'schema', expected: `must be an integer from ${MIN_SCHEMA} to ${MAX_SCHEMA}` }
+  }
+  if (typeof zeroThreshold !== 'number' || !Number.isFinite(zeroThreshold) || zeroThreshold < 0) {
+    return { setting: 'zeroThreshold', expected: 'must be a finite number >= 0' }
+  }
+  if (typeof maxBuckets !== 'number' || !Number.isSafeInteger(maxBuckets) || maxBuckets < 1) {
+    return { setting: 'maxBuckets', expected: 'must be a positive integer' }
+  }
+  return null
+}
+
 /** Most slots of a dense count window (8 bytes each): 32 KiB. */
 const MAX_WINDOW = 4096
 
@@ -256,9 +274,8 @@ export class NativeBuckets {
 
   constructor (config: NativeHistogramConfig) {
     const { schema, zeroThreshold, maxBuckets } = config
-    if (!Number.isInteger(schema) || schema < MIN_SCHEMA || schema > MAX_SCHEMA) throw new RangeError(`native histogram schema must be an integer from ${MIN_SCHEMA} to ${MAX_SCHEMA}, got ${schema}`)
-    if (!(zeroThreshold >= 0 && zeroThreshold < Infinity)) throw new RangeError(`native histogram zeroThreshold must be a finite number >= 0, got ${zeroThreshold}`)
-    if (!Number.isInteger(maxBuckets) || maxBuckets < 1) throw new RangeError(`native histogram maxBuckets must be a positive integer, got ${maxBuckets}`)
+    const wrong = invalidSetting(config)
+    if (wrong !== null) throw new RangeError(`native histogram ${wrong.setting} ${wrong.expected}, got ${String(config[wrong.setting])}`)
     this.schema = this.initialSchema = schema
     this.zeroThreshold = zeroThreshold
     this.maxBuckets = maxBuckets

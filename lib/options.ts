@@ -6,7 +6,7 @@ import { resolve as resolvePath } from 'node:path'
 import { parseAddress } from './discovery'
 import { MetricsClientMissingError, ObservabilityOptionError } from './errors'
 import { installedClient } from './metrics-client'
-import { DEFAULT_NATIVE_CONFIG, MAX_SCHEMA, MIN_SCHEMA } from './native-histogram'
+import { DEFAULT_NATIVE_CONFIG, invalidSetting } from './native-histogram'
 import type { NativeHistogramConfig } from './native-histogram'
 import type { FastifyReply, FastifyRequest, onRequestHookHandler, onRequestAsyncHookHandler } from 'fastify'
 import type { TracerProvider, Span } from '@opentelemetry/api'
@@ -373,16 +373,10 @@ function resolveNativeHistograms (value: unknown): NativeHistogramConfig | null 
   if (!isPlainObject(value)) throw new ObservabilityOptionError('metrics.nativeHistograms', value, 'must be a boolean or { schema, zeroThreshold, maxBuckets }')
   checkKeys(value, ['schema', 'zeroThreshold', 'maxBuckets'], 'metrics.nativeHistograms.')
   const { schema = DEFAULT_NATIVE_CONFIG.schema, zeroThreshold = DEFAULT_NATIVE_CONFIG.zeroThreshold, maxBuckets = DEFAULT_NATIVE_CONFIG.maxBuckets } = value
-  if (typeof schema !== 'number' || !Number.isInteger(schema) || schema < MIN_SCHEMA || schema > MAX_SCHEMA) {
-    throw new ObservabilityOptionError('metrics.nativeHistograms.schema', schema, `must be an integer from ${MIN_SCHEMA} to ${MAX_SCHEMA}`)
-  }
-  if (typeof zeroThreshold !== 'number' || !Number.isFinite(zeroThreshold) || zeroThreshold < 0) {
-    throw new ObservabilityOptionError('metrics.nativeHistograms.zeroThreshold', zeroThreshold, 'must be a finite number >= 0')
-  }
-  if (typeof maxBuckets !== 'number' || !Number.isSafeInteger(maxBuckets) || maxBuckets < 1) {
-    throw new ObservabilityOptionError('metrics.nativeHistograms.maxBuckets', maxBuckets, 'must be a positive integer')
-  }
-  return { schema, zeroThreshold, maxBuckets }
+  const config = { schema, zeroThreshold, maxBuckets }
+  const wrong = invalidSetting(config)
+  if (wrong !== null) throw new ObservabilityOptionError(`metrics.nativeHistograms.${wrong.setting}`, config[wrong.setting], wrong.expected)
+  return config as NativeHistogramConfig
 }
 
 /** OpenTelemetry SDK's default cardinality limit per metric. */
