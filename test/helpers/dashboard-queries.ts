@@ -257,3 +257,24 @@ export async function checkForms (t: Test, prom: RunningPrometheus, selections: 
   }
   return checked
 }
+
+/**
+ * What the answers mean, the same whichever form of the duration histogram the server stored:
+ * the traffic of test/fixtures/dashboard-app.cjs (and of dashboard-native's app, which copies it).
+ */
+export function checkMeanings (t: Test, results: Map<string, PromSample[]>, chosenResults: Map<string, PromSample[]>): void {
+  const ratio = byLabel(results.get('Error ratio (5xx) by route A')!, 'http_route')
+  t.equal(ratio['/api/fail'], 1, 'error ratio of the failing route')
+  t.equal(ratio['/api/users/:id'], 0, 'error ratio of a route without errors is 0, not missing')
+  t.equal(ratio.unmatched, 0, '404s are not errors')
+  const overall = Number(results.get('Error ratio (5xx) A')![0].value[1])
+  t.ok(overall > 0.1 && overall < 0.3, `overall error ratio about 1 in 5 or 6 (${overall})`)
+  t.strictSame(Object.keys(byLabel(results.get('Responses by status code A')!, 'http_response_status_code')).sort(), ['200', '201', '404', '500'], 'status codes')
+  t.strictSame(Object.keys(byLabel(results.get('Request rate by route A')!, 'http_route')).sort(), [...ROUTES].sort(), 'request rate of every route')
+  t.strictSame(Object.keys(byLabel(chosenResults.get('Request rate by route A')!, 'http_route')).sort(), [...CHOSEN_ROUTES].sort(),
+    'request rate of the chosen routes: /static/* is found through its escaped *')
+  const slowest = results.get('Slowest routes A')!.slice().sort((a, b) => Number(b.value[1]) - Number(a.value[1]))
+  t.equal(slowest[0]?.metric.http_route, '/api/slow', 'the slowest route first')
+  t.ok(Number(byLabel(results.get('Latency by route (p50, p95, p99) C')!, 'http_route')['/api/slow']) >= 0.025, 'p99 of the 30 ms route')
+  t.ok(Object.keys(byLabel(results.get('Garbage collection A')!, 'kind')).length > 0, 'GC kinds (prom-client\'s histogram, classic in both)')
+}
