@@ -10,6 +10,7 @@ import { SeriesGauge, SeriesHistogram } from './instruments'
 import { wallSeconds } from './wall-clock'
 import { tellOperator } from './tell-operator'
 import { ObservabilityOptionError } from './errors'
+import { truncate } from './truncate'
 import type { GaugeSeries, HistogramSeries } from './instruments'
 
 /** Methods recorded under their own name; anything else is `_OTHER` (OpenTelemetry semconv). */
@@ -28,16 +29,6 @@ export const ACTIVE_NAME = 'http_server_active_requests'
  * per series and rendered on every bucket line of every scrape.
  */
 export const MAX_LABEL_LENGTH = 128
-
-/**
- * `s` cut to at most `max` UTF-16 code units, never between the halves of a surrogate pair (a lone
- * half is not valid UTF-8, which the exposition and OTLP are).
- */
-export function truncate (s: string, max: number): string {
-  if (s.length <= max) return s
-  const c = s.charCodeAt(max - 1)
-  return s.slice(0, c >= 0xd800 && c <= 0xdbff ? max - 1 : max)
-}
 
 export function normalizeMethod (method: string): string {
   return KNOWN_METHODS.has(method) ? method : OTHER_METHOD
