@@ -77,6 +77,103 @@ function logCase (level, ids, bindings = false) {
   }
 }
 
+/**
+ * One traced request's span work with the real SDK (sdk-trace-base's BasicTracerProvider, the
+ * AsyncLocalStorage context manager, the W3C propagator), the sampler keeping every span or none
+ * (`sampled` false: ParentBased(TraceIdRatioBased(0)), as the sampled-out server variant). The
+ * processor does nothing, the same in every case: what is compared is the span's life, not its
+ * export. `kind`:
+ * - 'span-hook': the floor server variant span-hook: start a SERVER span, run in its context, end;
+ * - 'span-semconv': ref-span-attributes: W3C extract, the route's name, every attribute the plugin
+ *   sets, set one by one (values read from the request, as the plugin must);
+ * - 'context-with': the sampled-out floor: run in a new context, no span;
+ * - 'plugin': the plugin's own Tracing.start / end (lib/tracing.ts), defaults, around the same run.
+ * The response's 'close' listener every variant adds is not here (see ref-close-listener).
+ */
+function spanCase (kind, sampled = true) {
+  const api = require('@opentelemetry/api')
+  const { BasicTracerProvider, AlwaysOnSampler, ParentBasedSampler, TraceIdRatioBasedSampler } = require('@opentelemetry/sdk-trace-base')
+  const { AsyncLocalStorageContextManager } = require('@opentelemetry/context-async-hooks')
+  const { W3CTraceContextPropagator } = require('@opentelemetry/core')
+  let ended = 0
+  let last = null
+  const processor = { onStart () {}, onEnd (span) { ended++; last = span }, forceFlush: async () => {}, shutdown: async () => {} }
+  const sampler = sampled ? new AlwaysOnSampler() : new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(0) })
+  // --check runs every case in one process: each case sets its own globals.
+  api.trace.disable(); api.context.disable(); api.propagation.disable()
+  api.trace.setGlobalTracerProvider(new BasicTracerProvider({ sampler, spanProcessors: [processor] }))
+  api.context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable())
+  api.propagation.setGlobalPropagator(new W3CTraceContextPropagator())
+  const { context, propagation, trace, SpanKind } = api
+  // A thousand requests as Fastify hands them over: the fields the plugin reads, plain values.
+  const requests = Array.from({ length: 1000 }, (_, i) => ({
+    method: 'GET',
+    url: `/api/users/${i}`,
+    headers: { host: '127.0.0.1:3000', 'user-agent': 'autocannon', connection: 'keep-alive' },
+    protocol: 'http',
+    host: '127.0.0.1:3000',
+    ip: '127.0.0.1',
+    raw: { httpVersion: '1.1' },
+    log: {}
+  }))
+  const reply = { statusCode: 200 }
+  let inside = 0
+  // Steps whose run saw a span (recording or not) in the active context.
+  const run = () => { if (trace.getSpan(context.active()) !== undefined) inside++ }
+  // The last ended span's name and attribute keys: the floor and the plugin must set the same ones.
+  const report = () => ({ ended, inside, name: last?.name, attributes: Object.keys(last?.attributes ?? {}).sort() })
+  if (kind === 'plugin') {
+    const { Tracing, RouteTracing } = require(path.join(ROOT, 'dist/tracing.js'))
+    const { resolveOptions } = require(path.join(ROOT, 'dist/options.js'))
+    const tracing = new Tracing(resolveOptions({ tracing: {} }).tracing, {})
+    const route = new RouteTracing('/api/users/:id')
+    return {
+      step (i) {
+        const request = requests[i % 1000]
+        const rs = tracing.start(request, reply, route)
+        context.with(rs.ctx, run)
+        tracing.end(rs, reply)
+      },
+      report
+    }
+  }
+  const tracer = trace.getTracer('micro')
+  if (kind === 'context-with') {
+    const key = api.createContextKey('micro')
+    return { step () { context.with(context.active().setValue(key, 1), run) }, report }
+  }
+  if (kind === 'span-hook') {
+    return {
+      step () {
+        const span = tracer.startSpan('GET', { kind: SpanKind.SERVER })
+        context.with(trace.setSpan(context.active(), span), run)
+        span.end()
+      },
+      report
+    }
+  }
+  return { // span-semconv
+    step (i) {
+      const request = requests[i % 1000]
+      const parent = propagation.extract(context.active(), request.headers)
+      const span = tracer.startSpan('GET /api/users/:id', { kind: SpanKind.SERVER, attributes: { 'http.request.method': request.method, 'http.route': '/api/users/:id' } }, parent)
+      if (span.isRecording()) {
+        span.setAttribute('url.path', request.url)
+        span.setAttribute('url.scheme', request.protocol)
+        span.setAttribute('server.address', '127.0.0.1')
+        span.setAttribute('server.port', 3000)
+        span.setAttribute('client.address', request.ip)
+        span.setAttribute('user_agent.original', request.headers['user-agent'])
+        span.setAttribute('network.protocol.version', request.raw.httpVersion)
+      }
+      context.with(trace.setSpan(parent, span), run)
+      span.setAttribute('http.response.status_code', reply.statusCode)
+      span.end()
+    },
+    report
+  }
+}
+
 export const CASES = {
   record: { make: () => recordCase(false), description: 'record step, sampled span, metrics.exemplars false' },
   'record-exemplar': { make: () => recordCase(true), description: 'record step, sampled span, exemplars on (the default with tracing)' },
@@ -87,7 +184,14 @@ export const CASES = {
   'log-written-ids': { make: () => logCase('info', true), description: 'as log-written, with the log ids on the line' },
   // The mechanism not chosen, for comparison: pino's setBindings serializes the fields at once.
   'log-filtered-bindings': { make: () => logCase('warn', false, true), description: 'as log-filtered, the ids set with setBindings instead of a mixin' },
-  'log-written-bindings': { make: () => logCase('info', false, true), description: 'as log-written, the ids set with setBindings instead of a mixin' }
+  'log-written-bindings': { make: () => logCase('info', false, true), description: 'as log-written, the ids set with setBindings instead of a mixin' },
+  // Issue #9's tracing floors, judged in process (the server variants with the SDK move ±15,000).
+  'span-hook': { make: () => spanCase('span-hook'), description: 'floor: a bare SDK SERVER span, run in its context, ended (as the span-hook server)' },
+  'span-semconv': { make: () => spanCase('span-semconv'), description: 'span-hook + W3C extract, route name and every semconv attribute the plugin sets' },
+  'span-plugin': { make: () => spanCase('plugin'), description: "the plugin's Tracing.start / end (defaults) around the same run" },
+  'context-with': { make: () => spanCase('context-with', false), description: 'sampled-out floor: run in a new context, no span' },
+  'dropped-semconv': { make: () => spanCase('span-semconv', false), description: 'span-semconv with a sampler that drops every span (the SDK\'s own dropped span + extract)' },
+  'dropped-plugin': { make: () => spanCase('plugin', false), description: 'span-plugin with a sampler that drops every span' }
 }
 
 /** In the child: warm up, then run `n` steps, and print what the case did. */

@@ -22,4 +22,13 @@ t.test('micro cases do what their names say', async (t) => {
   t.match(cases['log-written'], { lines: 6000, fields: [] })
   t.match(cases['log-written-ids'], { lines: 6000, fields: ids }, 'the ids are on the written lines')
   t.match(cases['log-written-bindings'], { lines: 6000, fields: [] }, 'the alternative sets no mixin')
+  // Issue #9's tracing floors: every step runs inside a span's context (none for context-with);
+  // the semconv floor and the plugin end the same span, named alike, with the same attributes.
+  const semconv = ['client.address', 'http.request.method', 'http.response.status_code', 'http.route', 'network.protocol.version', 'server.address', 'server.port', 'url.path', 'url.scheme', 'user_agent.original']
+  t.match(cases['span-hook'], { ended: 6000, inside: 6000, name: 'GET', attributes: [] }, 'the bare span: ended, no attribute')
+  t.same(cases['span-semconv'], { case: 'span-semconv', n: 1000, ended: 6000, inside: 6000, name: 'GET /api/users/:id', attributes: semconv }, 'the floor sets every attribute the plugin does')
+  t.same(cases['span-plugin'], { ...cases['span-semconv'], case: 'span-plugin' }, 'the plugin ends the same span')
+  t.match(cases['context-with'], { ended: 0, inside: 0 }, 'no span at all')
+  t.match(cases['dropped-semconv'], { ended: 0, inside: 6000 }, 'dropped: a non-recording span in the context, never ended to the processor')
+  t.match(cases['dropped-plugin'], { ended: 0, inside: 6000 }, 'the plugin, dropped: the same')
 })
