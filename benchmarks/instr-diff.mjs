@@ -7,11 +7,12 @@
 // prints each function's marginal instructions per request in both variants and the difference.
 // V8's embedded builtins and Node's C++ are named; JIT-compiled JavaScript is one '???' entry.
 // V8's optimizing compilers are left out of the figure, as in the harness, and summed on a line
-// of their own (--all lists their functions too).
+// of their own (--all lists their functions too); the garbage collector's share of the figure is
+// summed on another, with the figure without it.
 import { readFileSync, readdirSync } from 'node:fs'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
-import { functionTotals, isCompilerFunction } from './lib/instructions.mjs'
+import { functionTotals, isCompilerFunction, isGcFunction } from './lib/instructions.mjs'
 
 const { values, positionals } = parseArgs({ allowPositionals: true, options: { round: { type: 'string', default: '1' }, top: { type: 'string', default: '25' }, all: { type: 'boolean', default: false } } })
 const [dir, a, b] = positionals
@@ -38,6 +39,10 @@ const sum = (m, pick) => keys.filter(pick).reduce((s, k) => s + (m.get(k) ?? 0),
 const main = (k) => !isCompilerFunction(k)
 console.log(`marginal instructions per request: ${a} ${Math.round(sum(ma, main))}, ${b} ${Math.round(sum(mb, main))}, difference ${Math.round(sum(mb, main) - sum(ma, main))}`)
 console.log(`V8's optimizing compilers, per request (not in the figure): ${a} ${Math.round(sum(ma, isCompilerFunction))}, ${b} ${Math.round(sum(mb, isCompilerFunction))}`)
+// The figure without the garbage collector's share, which is what moves between rounds.
+const gc = (k) => main(k) && isGcFunction(k)
+const mutator = (k) => main(k) && !isGcFunction(k)
+console.log(`garbage collection, per request (in the figure): ${a} ${Math.round(sum(ma, gc))}, ${b} ${Math.round(sum(mb, gc))}; the figure without it: ${a} ${Math.round(sum(ma, mutator))}, ${b} ${Math.round(sum(mb, mutator))}, difference ${Math.round(sum(mb, mutator) - sum(ma, mutator))}`)
 const rows = keys.filter((k) => values.all || main(k)).map((k) => [k, ma.get(k) ?? 0, mb.get(k) ?? 0])
 console.log(`\n${'difference'.padStart(10)} ${a.padStart(12)} ${b.padStart(12)}  function`)
 for (const [k, x, y] of rows.sort((p, q) => Math.abs(q[2] - q[1]) - Math.abs(p[2] - p[1])).slice(0, Number(values.top))) {

@@ -53,6 +53,30 @@ summary: 5075
   t.equal(compilerInstructions(CG_OUT), 0)
 })
 
+t.test('cachegrind output: the garbage collector\'s functions, told apart', async (t) => {
+  const { isGcFunction } = await import(INSTR)
+  for (const name of [
+    'void v8::internal::MarkingVisitorBase<v8::internal::MainMarkingVisitor<v8::internal::MarkingState>, v8::internal::MarkingState>::ProcessStrongHeapObject(v8::internal::HeapObject)',
+    'v8::internal::MarkCompactCollector::ProcessMarkingWorklist(unsigned long)',
+    'v8::internal::Sweeper::RawSweep(v8::internal::Page*, v8::internal::FreeSpaceTreatmentMode)',
+    'heap::base::SlotCallbackResult v8::internal::Scavenger::ScavengeObject<v8::internal::FullHeapObjectSlot>(v8::internal::FullHeapObjectSlot, v8::internal::HeapObject)',
+    'void v8::internal::BodyDescriptorBase::IteratePointers<v8::internal::ScavengeVisitor>(v8::internal::HeapObject, int, int)',
+    'v8::internal::HeapObject::SizeFromMap(v8::internal::Map) const',
+    'v8::internal::(anonymous namespace)::IterateObjectCache(v8::internal::Isolate*)',
+    'Builtins_RecordWriteSaveFP'
+  ]) t.ok(isGcFunction(name), name)
+  for (const name of [
+    '???',
+    'Builtins_KeyedStoreIC_Megamorphic',
+    'v8::internal::Factory::AllocateRaw(int, v8::internal::AllocationType, v8::internal::AllocationAlignment)',
+    'v8::internal::LookupIterator::LookupIterator(v8::internal::Isolate*, v8::internal::Handle<v8::internal::Object>)',
+    'v8::Object::Get(v8::Local<v8::Context>, unsigned int)',
+    // A heap type among the arguments does not make a function the collector's.
+    'v8::internal::Runtime_Foo(v8::internal::Heap*, v8::internal::MarkingState*)',
+    'llhttp__internal_execute'
+  ]) t.notOk(isGcFunction(name), name)
+})
+
 t.test('cachegrind output: the Ir total from the summary line', async (t) => {
   const { parseCachegrindOut } = await import(INSTR)
   t.same(parseCachegrindOut(CG_OUT).events, { Ir: 2531456789 })

@@ -93,6 +93,21 @@ export function isCompilerFunction (name) {
   return COMPILER_FN.test(paren === -1 ? name : name.slice(0, paren))
 }
 
+/**
+ * V8's garbage collector: scavenges, marking, sweeping, evacuation, their visitors, the write
+ * barrier's slow path (RecordWrite) and allocation-site pretenuring. Under `--single-threaded
+ * --predictable-gc-schedule` a run does it all on the main thread, and when a full collection
+ * falls inside the counted requests (or not) moves a tracing variant by ±15,000 instructions per
+ * request between rounds: instr-diff shows it apart, so the rest can be compared.
+ */
+const GC_FN = /v8::internal::(Heap::|Scavenge|MarkCompact|Marking|MainMarking|ConcurrentMarking|IncrementalMarking|MinorMarkSweep|MinorMarkCompact|Sweeper|Evacuat|LiveObject|RecordMigratedSlot|RememberedSet|BodyDescriptor|HeapObject::SizeFromMap|GCTracer|PretenuringHandler|IterateObjectCache|[A-Za-z]*Visitor)|heap::base::|cppgc::/
+export function isGcFunction (name) {
+  const plain = name.replaceAll('(anonymous namespace)::', '')
+  const paren = plain.indexOf('(')
+  const head = paren === -1 ? plain : plain.slice(0, paren)
+  return head.startsWith('Builtins_RecordWrite') || GC_FN.test(head)
+}
+
 /** Instructions per function name, from the per-function lines of a cachegrind output (`fn=` then `line Ir` rows). */
 export function functionTotals (text) {
   const out = new Map()
