@@ -100,7 +100,7 @@ export function isCompilerFunction (name) {
  * falls inside the counted requests (or not) moves a tracing variant by ±15,000 instructions per
  * request between rounds: instr-diff shows it apart, so the rest can be compared.
  */
-const GC_FN = /v8::internal::(Heap::|Scavenge|MarkCompact|Marking|MainMarking|ConcurrentMarking|IncrementalMarking|MinorMarkSweep|MinorMarkCompact|Sweeper|Evacuat|LiveObject|RecordMigratedSlot|RememberedSet|BodyDescriptor|HeapObject::SizeFromMap|GCTracer|PretenuringHandler|IterateObjectCache|[A-Za-z]*Visitor)|heap::base::|cppgc::/
+const GC_FN = /v8::internal::(Heap::|Scavenge|MarkCompact|Marking|MainMarking|ConcurrentMarking|IncrementalMarking|MinorMarkSweep|MinorMarkCompact|Sweeper|Evacuat|LiveObject|RecordMigratedSlot|RememberedSet|BodyDescriptor|HeapObject::SizeFromMap|GCTracer|PretenuringHandler|IterateObjectCache|StringTableCleaner|SemiSpaceNewSpace::ShouldBePromoted|FreeList|[A-Za-z]*Visitor)|heap::base::|cppgc::/
 export function isGcFunction (name) {
   const plain = name.replaceAll('(anonymous namespace)::', '')
   const paren = plain.indexOf('(')
