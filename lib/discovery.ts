@@ -32,7 +32,7 @@ export interface ParsedAddress {
 /**
  * `discovery.address`: `host`, `host:port`, `[ipv6]` or `[ipv6]:port`, as Prometheus reads a target.
  * A bare IPv6 address is the host, all of it: its last group is never a port. When the value is
- * none of these, or has an IPv6 zone id (`fe80::1%eth0`), `invalid` says what it must be (options.ts
+ * none of these, or has an IPv6 zone id (`fe80::1%eth0`), `invalid` says what it must be (discovery-options.ts
  * makes the option error of it).
  */
 export function parseAddress (value: unknown): ParsedAddress | { invalid: string } {

@@ -242,7 +242,7 @@ function spansOf (entries: Array<[number, number]>): { spans: BucketSpan[], delt
 
 /**
  * The first setting that is not valid, and what it must be; null when all are. One check for the
- * plugin's option (lib/options.ts, which names the option) and for this module's own callers.
+ * plugin's option (lib/metrics-options.ts, which names the option) and for this module's own callers.
  */
 export function invalidSetting (config: Record<keyof NativeHistogramConfig, unknown>): { setting: keyof NativeHistogramConfig, expected: string } | null {
   const { schema, zeroThreshold, maxBuckets } = config

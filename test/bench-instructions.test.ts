@@ -63,7 +63,12 @@ t.test('cachegrind output: the garbage collector\'s functions, told apart', asyn
     'void v8::internal::BodyDescriptorBase::IteratePointers<v8::internal::ScavengeVisitor>(v8::internal::HeapObject, int, int)',
     'v8::internal::HeapObject::SizeFromMap(v8::internal::Map) const',
     'v8::internal::(anonymous namespace)::IterateObjectCache(v8::internal::Isolate*)',
-    'Builtins_RecordWriteSaveFP'
+    'Builtins_RecordWriteSaveFP',
+    'v8::internal::InternalizedStringTableCleaner::VisitRootPointers(v8::internal::Root, char const*, v8::internal::OffHeapFullObjectSlot)',
+    'v8::internal::WriteBarrier::MarkingFromCode(unsigned long, unsigned long)',
+    'v8::internal::MarkBit::Set<(v8::internal::AccessMode)0>()',
+    'v8::internal::SemiSpaceNewSpace::ShouldBePromoted(unsigned long) const',
+    'v8::internal::FreeListManyCached::Free(unsigned long, unsigned long, v8::internal::FreeMode)'
   ]) t.ok(isGcFunction(name), name)
   for (const name of [
     '???',

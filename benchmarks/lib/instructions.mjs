@@ -95,12 +95,13 @@ export function isCompilerFunction (name) {
 
 /**
  * V8's garbage collector: scavenges, marking, sweeping, evacuation, their visitors, the write
- * barrier's slow path (RecordWrite) and allocation-site pretenuring. Under `--single-threaded
+ * barrier's slow path (RecordWrite, WriteBarrier, MarkBit) and allocation-site pretenuring; also,
+ * loosely, the heap's own allocation slow paths (Heap::, free lists), a few dozen per request. Under `--single-threaded
  * --predictable-gc-schedule` a run does it all on the main thread, and when a full collection
  * falls inside the counted requests (or not) moves a tracing variant by ±15,000 instructions per
  * request between rounds: instr-diff shows it apart, so the rest can be compared.
  */
-const GC_FN = /v8::internal::(Heap::|Scavenge|MarkCompact|Marking|MainMarking|ConcurrentMarking|IncrementalMarking|MinorMarkSweep|MinorMarkCompact|Sweeper|Evacuat|LiveObject|RecordMigratedSlot|RememberedSet|BodyDescriptor|HeapObject::SizeFromMap|GCTracer|PretenuringHandler|IterateObjectCache|StringTableCleaner|SemiSpaceNewSpace::ShouldBePromoted|FreeList|[A-Za-z]*Visitor)|heap::base::|cppgc::/
+const GC_FN = /v8::internal::(Heap::|Scavenge|MarkCompact|Marking|MainMarking|ConcurrentMarking|IncrementalMarking|MinorMarkSweep|MinorMarkCompact|Sweeper|Evacuat|LiveObject|RecordMigratedSlot|RememberedSet|BodyDescriptor|HeapObject::SizeFromMap|GCTracer|PretenuringHandler|IterateObjectCache|[A-Za-z]*StringTableCleaner|SemiSpaceNewSpace::ShouldBePromoted|FreeList|WriteBarrier::|MarkBit::|[A-Za-z]*Visitor)|heap::base::|cppgc::/
 export function isGcFunction (name) {
   const plain = name.replaceAll('(anonymous namespace)::', '')
   const paren = plain.indexOf('(')
