@@ -7,7 +7,10 @@
 // `valgrind --tool=cachegrind --cache-sim=no`, for two iteration counts: the marginal
 // (I(n2) - I(n1)) / (n2 - n1) is the step's cost, start-up and warm-up cancelling out. Cases come in
 // pairs that differ only in the thing measured (exemplars on/off, log ids on/off), so the pair's
-// difference is that thing's cost on the request path. Built code (dist/) is measured: build first.
+// difference is that thing's cost on the request path; the span cases set the plugin's tracing
+// step beside the SDK doing the same work itself (issue #9's floors). A step is not a request:
+// the loop has no asynchronous step, so what the context manager costs those is not here. Built
+// code (dist/) is measured: build first.
 //
 // `--check`: run every case briefly without valgrind and print what it did (used by the tests, to
 // show each case measures what its name says).
